@@ -1,0 +1,209 @@
+"""The detached supervisor of one local job: `python -m tuneforge.backends.local_runner JOB_ID`.
+
+It waits for the device slot, runs the job's script in a process group of its own with stdout and
+stderr going to the job log, follows that log for structured events, enforces the timeout and writes
+the final stage. Every write uses `only_if_active`, so a job canceled meanwhile stays CANCELED.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .. import paths
+from ..config import format_duration
+from ..jobs.store import Job, JobStore
+from ..progress import parse_event
+from .base import JobSpec
+from .local import SPEC_FILE, kill_group, tail_lines
+
+POLL_SECONDS = 0.25
+
+
+class LogFollower:
+    """Reads the lines appended to a log since the last call."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        return [line.decode("utf-8", errors="replace") for line in lines]
+
+
+class Supervisor:
+    def __init__(self, job_id: str):
+        self.store = JobStore()
+        self.job: Job = self.store.get(job_id)
+        self.job_dir = Path(self.job.job_dir)
+        self.spec = JobSpec.model_validate_json((self.job_dir / SPEC_FILE).read_text(encoding="utf-8"))
+        self.stop_requested = False
+        self.child: subprocess.Popen[bytes] | None = None
+        signal.signal(signal.SIGTERM, self._on_term)
+        signal.signal(signal.SIGINT, self._on_term)
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+
+    def update(self, **changes: object) -> Job | None:
+        job = self.store.update(self.job.job_id, only_if_active=True, **changes)
+        if job is not None:
+            self.job = job
+        return job
+
+    # ---- the device slot ------------------------------------------------------------------------
+    def acquire_slot(self) -> object | None:
+        lock_dir = paths.home() / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(lock_dir / "device.lock", "w")
+        said_waiting = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fh
+            except BlockingIOError:
+                pass
+            if self.stop_requested or self.store.get(self.job.job_id).terminal:
+                fh.close()
+                return None
+            if not said_waiting:
+                self.update(message="waiting for the running local job to finish (one training job at a time)")
+                said_waiting = True
+            time.sleep(POLL_SECONDS)
+
+    # ---- running --------------------------------------------------------------------------------
+    def run(self) -> int:
+        slot = self.acquire_slot()
+        if slot is None:
+            return 0
+        started = time.time()
+        if self.update(stage="RUNNING", started_at=started, message="starting") is None:
+            return 0  # canceled while waiting
+        env = dict(os.environ)
+        env.update(self.spec.env)
+        env.update({"PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": self.job.job_id, "TOKENIZERS_PARALLELISM": "false"})
+        with open(self.job.log_path, "ab") as log:
+            self.child = subprocess.Popen(
+                [sys.executable, str(self.spec.script), *self.spec.args],
+                cwd=self.job_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # its own group: cancel and timeout end it and all it spawned
+            )
+        self.update(pgid=self.child.pid)
+        follower = LogFollower(self.job.log_path)
+        timeout = self.job.timeout_seconds
+        timed_out = False
+        while self.child.poll() is None:
+            self.absorb(follower.new_lines())
+            if self.stop_requested:
+                break
+            if timeout and time.time() - started > timeout:
+                timed_out = True
+                break
+            time.sleep(POLL_SECONDS)
+        if self.child.poll() is None:
+            kill_group(self.child.pid, leader=self.child)
+        rc = self.child.wait()
+        kill_group(self.child.pid, grace=2.0, leader=self.child)  # stragglers the script left (data loader workers...)
+        self.absorb(follower.new_lines())
+        self.finish(rc, timed_out)
+        return 0
+
+    def absorb(self, lines: list[str]) -> None:
+        progress, message = None, None
+        for line in lines:
+            ev = parse_event(line)
+            if ev is None:
+                continue
+            if ev["type"] == "progress":
+                progress = {k: v for k, v in ev.items() if k != "type"}
+            elif ev["type"] == "status" and isinstance(ev.get("message"), str):
+                message = ev["message"]
+        changes: dict[str, object] = {}
+        if progress is not None:
+            changes["progress"] = progress
+        if message is not None:
+            changes["message"] = message
+        if changes:
+            self.update(**changes)
+
+    def finish(self, rc: int, timed_out: bool) -> None:
+        now = time.time()
+        outputs = self.read_outputs()
+        if self.stop_requested and not timed_out:
+            self.update(stage="CANCELED", message="canceled", finished_at=now, outputs=outputs)
+            return
+        if timed_out:
+            limit = self.job.timeout_seconds or 0
+            self.update(
+                stage="ERROR",
+                message=f"timeout: the job ran longer than its limit of {format_duration(limit)} ({limit} s) and was stopped",
+                error="\n".join(tail_lines(self.job.log_path, 30)) or None,
+                finished_at=now,
+                outputs=outputs,
+            )
+            return
+        if rc == 0:
+            self.update(stage="COMPLETED", message="completed", finished_at=now, outputs=outputs)
+            return
+        if rc < 0:
+            name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+            why = f"the training process was killed by {name}" + (" (often: out of memory)" if name == "SIGKILL" else "")
+        else:
+            why = f"the training process exited with code {rc}"
+        self.update(
+            stage="ERROR",
+            message=why,
+            error="\n".join(tail_lines(self.job.log_path, 30)) or None,
+            finished_at=now,
+            outputs=outputs,
+        )
+
+    def read_outputs(self) -> dict[str, object]:
+        out_dir = self.job.config.get("output_dir")
+        outputs: dict[str, object] = dict(self.job.outputs)
+        if not out_dir:
+            return outputs
+        out = Path(out_dir)
+        if not out.is_absolute():
+            out = self.job_dir / out
+        outputs["output_dir"] = str(out)
+        result = out / "result.json"
+        if result.is_file():
+            try:
+                outputs["result"] = json.loads(result.read_text(encoding="utf-8"))
+            except ValueError:
+                outputs["result_error"] = f"{result} is not valid JSON"
+        return outputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m tuneforge.backends.local_runner JOB_ID", file=sys.stderr)
+        return 2
+    return Supervisor(argv[0]).run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,55 @@
+"""The `tuneforge` command line: a thin face over the core.
+
+Each command lives in its own module here and exposes `register(subparsers)`. A module only parses
+arguments, calls the core and renders the result (rich for people, `--json` for machines). Nothing
+heavy is imported at start-up: torch and friends load inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..errors import TuneforgeError
+from . import output
+
+# Order here is the order in `tuneforge --help`.
+COMMAND_MODULES = ("demo", "validate", "plan", "train", "jobs", "gguf", "setup", "mcp")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuneforge",
+        description="Fine-tune open LLMs: validate data, plan hardware and cost, train locally or on "
+        "Hugging Face Jobs, export verified GGUF. Every command takes --json.",
+    )
+    parser.add_argument("--version", action="version", version=f"tuneforge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:  # a command not built yet
+            if exc.name == f"{__name__}.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code = args.handler(args)
+    except TuneforgeError as exc:
+        output.emit_error(exc, as_json=getattr(args, "json", False))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        output.stderr.print("[yellow]Interrupted.[/yellow]")
+        return 130
+    return int(code or 0)

@@ -1,0 +1,308 @@
+"""The training config: one validated, serialisable model that every template reads.
+
+User values live here and only here: templates are static scripts that read this file, so nothing a
+user types is ever pasted into Python source. Every model forbids unknown keys (a config can never
+smuggle in an `env:` block or a flag the schema does not know). Strings that end up on a command line
+or in a path are checked: no leading '-', no control characters, no path tricks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+Method = Literal["sft", "dpo", "grpo", "kto", "reward"]
+METHODS: tuple[str, ...] = ("sft", "dpo", "grpo", "kto", "reward")
+
+# A Hub repo id: "name" or "owner/name"; letters, digits, '-', '_', '.'; no '..', no leading '-' or '.'.
+_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_token(value: str, what: str) -> str:
+    """Reject what could be read as an option or break a line-oriented file."""
+    if not value or not value.strip():
+        raise ValueError(f"{what} is empty")
+    if value.startswith("-"):
+        raise ValueError(f"{what} {value!r} starts with '-', which a command line would read as an option")
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} contains a control character (newline, tab, NUL...)")
+    return value
+
+
+def is_repo_id(value: str) -> bool:
+    return bool(_REPO_ID.match(value)) and ".." not in value and not value.endswith(".")
+
+
+def check_model_ref(value: str, what: str = "model") -> str:
+    """A model or dataset reference: an existing local path, or a Hub repo id."""
+    _check_token(value, what)
+    p = Path(value).expanduser()
+    looks_local = value.startswith(("/", "./", "../", "~")) or p.exists()
+    if looks_local:
+        if not p.exists():
+            raise ValueError(f"{what} path {value!r} does not exist")
+        return str(p.resolve())
+    if not is_repo_id(value):
+        raise ValueError(
+            f"{what} {value!r} is neither an existing local path nor a Hub id like 'owner/name'"
+        )
+    return value
+
+
+def check_name(value: str, what: str) -> str:
+    _check_token(value, what)
+    if not _NAME.match(value):
+        raise ValueError(f"{what} {value!r} may only hold letters, digits, '-', '_' and '.'")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DatasetSpec(Strict):
+    path: str = Field(description="Local file or directory (.jsonl/.json/.csv/.parquet) or a Hub dataset id.")
+    split: str = "train"
+    subset: str | None = Field(default=None, description="Hub dataset config name.")
+    column_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Target column -> source column, e.g. {'prompt': 'question'} (as `tuneforge validate` proposes).",
+    )
+    eval_path: str | None = Field(default=None, description="A separate eval file or Hub id.")
+    eval_split: str | None = Field(default=None, description="A split of the same Hub dataset used for eval.")
+    eval_fraction: float = Field(default=0.1, ge=0.0, lt=0.5, description="Held out from train when no eval set is given.")
+
+    @field_validator("path", "eval_path")
+    @classmethod
+    def _ref(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else check_model_ref(v, f"dataset {info.field_name}")
+
+    @field_validator("split", "subset", "eval_split")
+    @classmethod
+    def _split(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else check_name(v, info.field_name)
+
+    @field_validator("column_map")
+    @classmethod
+    def _map(cls, v: dict[str, str]) -> dict[str, str]:
+        for target, source in v.items():
+            check_name(target, "column_map target")
+            _check_token(source, "column_map source")
+        return v
+
+
+class PeftSpec(Strict):
+    kind: Literal["lora", "qlora", "none"] = "lora"
+    r: int = Field(default=16, ge=1, le=1024)
+    alpha: int = Field(default=32, ge=1, le=4096)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("target_modules is an empty list; use 'all-linear' or name modules")
+            for name in v:
+                check_name(name, "target module")
+        return v
+
+
+class TrainSpec(Strict):
+    learning_rate: float = Field(default=2e-4, gt=0, lt=1)
+    epochs: float = Field(default=1.0, gt=0, le=100)
+    max_steps: int | None = Field(default=None, ge=1)
+    per_device_batch_size: int = Field(default=4, ge=1, le=4096)
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=4096)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    weight_decay: float = Field(default=0.0, ge=0, lt=1)
+    logging_steps: int = Field(default=1, ge=1)
+    save_steps: int | None = Field(default=None, ge=1, description="None: save at the end of each epoch.")
+    save_total_limit: int = Field(default=2, ge=1)
+    eval_steps: int | None = Field(default=None, ge=1)
+    gradient_checkpointing: bool | None = Field(default=None, description="None: on for GPUs, off on CPU.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"] = "adamw_torch"
+
+
+class MethodSpec(Strict):
+    """Method-specific knobs; each template reads only its own."""
+
+    beta: float = Field(default=0.1, gt=0, description="DPO/KTO temperature.")
+    num_generations: int = Field(default=4, ge=2, le=64, description="GRPO completions per prompt.")
+    max_completion_length: int = Field(default=128, ge=1, le=32768)
+    reward_functions: list[str] = Field(
+        default_factory=lambda: ["format", "length"],
+        description="Names of the GRPO template's built-in reward functions.",
+    )
+
+    @field_validator("reward_functions")
+    @classmethod
+    def _rewards(cls, v: list[str]) -> list[str]:
+        for name in v:
+            check_name(name, "reward function")
+        return v
+
+
+class TrackioSpec(Strict):
+    project: str = "tuneforge"
+    run_name: str | None = None
+    space_id: str | None = Field(default=None, description="A Trackio Space to log to (cloud runs).")
+
+    @field_validator("project", "run_name")
+    @classmethod
+    def _names(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else check_name(v, f"trackio {info.field_name}")
+
+    @field_validator("space_id")
+    @classmethod
+    def _space(cls, v: str | None) -> str | None:
+        if v is not None and not is_repo_id(_check_token(v, "trackio space_id")):
+            raise ValueError(f"trackio space_id {v!r} is not a Hub id like 'owner/name'")
+        return v
+
+
+class RunConfig(Strict):
+    """Everything a training template needs. Written to the job folder as JSON; never holds secrets."""
+
+    model: str = Field(description="Hub model id or local model directory.")
+    dataset: DatasetSpec
+    method: Method = "sft"
+    peft: PeftSpec = Field(default_factory=PeftSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    method_args: MethodSpec = Field(default_factory=MethodSpec)
+    max_length: int = Field(default=1024, ge=16, le=262144)
+    packing: bool = False
+    padding_free: bool = False
+    assistant_only_loss: bool = Field(default=True, description="Train only on assistant turns (SFT, conversational data).")
+    system_prompt: str | None = Field(default=None, max_length=20000, description="Stored as data; never executed.")
+    seed: int = Field(default=42, ge=0, le=2**32 - 1)
+    output_dir: str = Field(default="outputs", description="Relative to the job folder unless absolute.")
+    merge: bool = Field(default=False, description="Also save the LoRA adapter merged into the base model.")
+    push_to_hub: str | None = Field(default=None, description="Hub repo id to push checkpoints and the final model to.")
+    hub_private: bool = True
+    trackio: TrackioSpec = Field(default_factory=TrackioSpec)
+    timeout_seconds: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)
+    eval_prompts: list[str] = Field(
+        default_factory=list, max_length=64,
+        description="Held-out prompts answered greedily before and after training (in result.json).",
+    )
+    max_new_tokens: int = Field(default=96, ge=1, le=4096)
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        return check_model_ref(v, "model")
+
+    @field_validator("output_dir")
+    @classmethod
+    def _out(cls, v: str) -> str:
+        _check_token(v, "output_dir")
+        if not Path(v).is_absolute() and ".." in Path(v).parts:
+            raise ValueError("output_dir may not climb out of the job folder with '..'")
+        return v
+
+    @field_validator("push_to_hub")
+    @classmethod
+    def _push(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        _check_token(v, "push_to_hub")
+        if "/" not in v or not is_repo_id(v):
+            raise ValueError(f"push_to_hub {v!r} must be a Hub repo id like 'your-name/my-model'")
+        return v
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "RunConfig":
+        if self.peft.kind == "none" and self.merge:
+            raise ValueError("merge=true only applies to LoRA/QLoRA runs (a full fine-tune is already merged)")
+        return self
+
+    # ---- file I/O -------------------------------------------------------------------------------
+    def write(self, path: Path) -> Path:
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        return cls.from_dict(load_mapping(path), source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise config_error(exc, source) from None
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON config file into a dict, with errors that name the file and line."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file {str(p)!r} does not exist.", "Check the path passed to --config.")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Config file {p} is not UTF-8 text (byte {exc.start}).", "Save it as UTF-8 YAML or JSON.") from None
+    try:
+        data = yaml.safe_load(text) if p.suffix.lower() not in (".json",) else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}.", "Fix the JSON syntax at that position.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}.", "Fix the YAML syntax at that position.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p} must hold a mapping of settings, not {type(data).__name__}.", "See `tuneforge train --help` for the keys.")
+    return data
+
+
+def config_error(exc: ValidationError, source: str) -> ConfigError:
+    """Turn pydantic's errors into one message naming each bad key and why."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{loc}: unknown key")
+        else:
+            lines.append(f"{loc}: {err['msg']}")
+    return ConfigError(
+        f"Invalid training config ({source}): " + "; ".join(lines),
+        "Fix or remove the keys named; `tuneforge train --help` lists the options.",
+        details={"errors": lines},
+    )
+
+
+def parse_duration(value: str | int) -> int:
+    """'90', '90s', '45m', '1h30m', '2h', '1d' -> seconds."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip().lower()
+    if text.isdigit():
+        return int(text)
+    m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not text or not m or not any(m.groups()):
+        raise ConfigError(f"Cannot read the duration {value!r}.", "Write it like 45m, 1h30m, 2h or a number of seconds.")
+    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return d * 86400 + h * 3600 + mi * 60 + s
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds -> '1h30m' / '45m' / '2h' (never '0h')."""
+    total_min = max(1, int(round(seconds / 60)))
+    h, m = divmod(total_min, 60)
+    if h and m:
+        return f"{h}h{m:02d}m"
+    return f"{h}h" if h else f"{m}m"

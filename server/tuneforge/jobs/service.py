@@ -1,0 +1,288 @@
+"""The job service: submit, status, logs, cancel, wait, list. Every face goes through here.
+
+It pairs the job store (state) with a backend (where the work runs). Status calls first let the
+backend refresh the record, so a dead local process or a finished cloud job shows up on the next read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from .. import paths
+from ..backends.base import JobSpec, get_backend
+from ..config import RunConfig
+from ..errors import TuneforgeError
+from .store import TERMINAL, Job, JobStore, new_job_id
+
+LOG_TAIL_DEFAULT = 20
+LOG_TAIL_MAX = 500
+
+
+class JobStatus(BaseModel):
+    """What `jobs status` answers, for every backend."""
+
+    job_id: str
+    backend: str
+    kind: str
+    method: str | None
+    stage: str
+    message: str
+    terminal: bool
+    url: str | None = None
+    backend_job_id: str | None = None
+    flavor: str | None = None
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    elapsed_seconds: float | None = None
+    cost_so_far_usd: float | None = None
+    progress: dict[str, Any] | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    log_tail: list[str] = Field(default_factory=list)
+    plan: dict[str, Any] | None = None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    backend: str
+    kind: str
+    method: str | None
+    stage: str
+    message: str
+    created_at: float
+    model: str | None = None
+    step: int | None = None
+    total_steps: int | None = None
+
+
+class SubmitResult(BaseModel):
+    """What `train` answers at once."""
+
+    job_id: str
+    backend: str
+    stage: str
+    url: str | None = None
+    backend_job_id: str | None = None
+    job_dir: str
+    output_dir: str | None = None
+    flavor: str | None = None
+    timeout_seconds: int | None = None
+    estimated_hours: float | None = None
+    estimated_cost_usd: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+    next: str = ""
+
+
+class JobService:
+    def __init__(self, store: JobStore | None = None):
+        self.store = store or JobStore()
+
+    # ---- submit -----------------------------------------------------------------------------------
+    def submit(
+        self,
+        spec: JobSpec,
+        *,
+        backend: str = "local",
+        kind: str = "train",
+        method: str | None = None,
+        config: dict[str, Any] | None = None,
+        plan: dict[str, Any] | None = None,
+        price_per_hour: float | None = None,
+        job_id: str | None = None,
+        job_dir: Path | None = None,
+    ) -> Job:
+        """Create the record, hand the spec to the backend, record what it answered."""
+        impl = get_backend(backend)
+        job_id = job_id or new_job_id()
+        job_dir = job_dir or paths.jobs_dir() / job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        job = Job(
+            job_id=job_id,
+            backend=backend,
+            kind=kind,
+            method=method,
+            job_dir=str(job_dir),
+            config=config or {},
+            plan=plan,
+            labels=dict(spec.labels),
+            flavor=spec.flavor,
+            price_per_hour=price_per_hour,
+            timeout_seconds=spec.timeout_seconds,
+            created_at=time.time(),
+            message="submitting",
+        )
+        self.store.create(job)
+        try:
+            changes = impl.submit(job, spec)
+        except TuneforgeError as exc:
+            self.store.update(job_id, stage="ERROR", message=f"submission failed: {exc.message}", finished_at=time.time())
+            raise
+        except Exception as exc:  # a bug or an unexpected backend failure: keep the record honest
+            self.store.update(job_id, stage="ERROR", message=f"submission failed: {type(exc).__name__}: {exc}", finished_at=time.time())
+            raise
+        return self.store.update(job_id, **changes) or self.store.get(job_id)
+
+    def submit_training(
+        self,
+        config: RunConfig,
+        *,
+        backend: str = "local",
+        plan: dict[str, Any] | None = None,
+        flavor: str | None = None,
+        price_per_hour: float | None = None,
+        gpus: int = 1,
+        distributed: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Job:
+        """Write the config next to the job and submit the method's static template with it."""
+        script = paths.template_path(config.method)
+        job_id = new_job_id()
+        job_dir = paths.jobs_dir() / job_id
+        job_dir.mkdir(parents=True, exist_ok=True)
+        if backend == "local" and not Path(config.output_dir).is_absolute():
+            config = config.model_copy(update={"output_dir": str(job_dir / config.output_dir)})
+        config_path = config.write(job_dir / "config.json")
+        # The script travels as a copy in the job folder: what ran is on record, the shipped template is never touched.
+        script_copy = job_dir / script.name
+        shutil.copyfile(script, script_copy)
+        spec = JobSpec(
+            script=script_copy,
+            args=["--config", str(config_path)],
+            files=[config_path],
+            flavor=flavor,
+            timeout_seconds=config.timeout_seconds,
+            gpus=gpus,
+            distributed=distributed,
+            labels={"tuneforge-job": job_id, "tuneforge-method": config.method, **(labels or {})},
+        )
+        return self.submit(
+            spec,
+            backend=backend,
+            kind="train",
+            method=config.method,
+            config=config.model_dump(mode="json"),
+            plan=plan,
+            price_per_hour=price_per_hour,
+            job_id=job_id,
+            job_dir=job_dir,
+        )
+
+    # ---- read -------------------------------------------------------------------------------------
+    def refresh(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.terminal:
+            return job
+        changes = get_backend(job.backend).refresh(job)
+        if changes:
+            return self.store.update(job_id, only_if_active=True, **changes) or self.store.get(job_id)
+        return job
+
+    def status(self, job_id: str, *, log_tail: int = LOG_TAIL_DEFAULT) -> JobStatus:
+        job = self.refresh(job_id)
+        tail = self.logs(job_id, tail=log_tail, job=job) if log_tail else []
+        return to_status(job, tail)
+
+    def logs(self, job_id: str, *, tail: int | None = LOG_TAIL_DEFAULT, job: Job | None = None) -> list[str]:
+        job = job or self.store.get(job_id)
+        if tail is not None:
+            tail = max(0, min(int(tail), LOG_TAIL_MAX))
+        return get_backend(job.backend).logs(job, tail)
+
+    def list(self, *, limit: int = 20, stage: str | None = None, refresh: bool = True) -> list[JobSummary]:
+        jobs = self.store.list(limit=limit, stage=stage)
+        if refresh:
+            jobs = [self.refresh(j.job_id) if not j.terminal else j for j in jobs]
+        return [to_summary(j) for j in jobs]
+
+    # ---- control ----------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> Job:
+        job = self.store.get(job_id)
+        if job.terminal:
+            return job
+        canceled = self.store.update(job_id, only_if_active=True, stage="CANCELED", message="canceled by request", finished_at=time.time())
+        if canceled is None:  # it ended meanwhile
+            return self.store.get(job_id)
+        changes = get_backend(job.backend).cancel(canceled)
+        if changes:
+            self.store.update(job_id, **changes)
+        return self.store.get(job_id)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float | None = None,
+        poll_seconds: float = 1.0,
+        on_update: Callable[[Job], None] | None = None,
+    ) -> Job:
+        """Block until the job reaches a terminal stage (a failed job is returned, not raised)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.refresh(job_id)
+            if on_update:
+                on_update(job)
+            if job.stage in TERMINAL:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TuneforgeError(
+                    f"Job {job_id} is still {job.stage} after waiting {timeout:.0f} s.",
+                    f"It keeps running: check it later with `tuneforge jobs status {job_id}`.",
+                )
+            time.sleep(poll_seconds)
+
+
+def _elapsed(job: Job) -> float | None:
+    if job.started_at is None:
+        return None
+    return (job.finished_at or time.time()) - job.started_at
+
+
+def to_status(job: Job, log_tail: list[str]) -> JobStatus:
+    elapsed = _elapsed(job)
+    cost = None
+    if job.price_per_hour is not None and elapsed is not None:
+        cost = round(elapsed / 3600 * job.price_per_hour, 4)
+    return JobStatus(
+        job_id=job.job_id,
+        backend=job.backend,
+        kind=job.kind,
+        method=job.method,
+        stage=job.stage,
+        message=job.message,
+        terminal=job.terminal,
+        url=job.url,
+        backend_job_id=job.backend_job_id,
+        flavor=job.flavor,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        elapsed_seconds=None if elapsed is None else round(elapsed, 1),
+        cost_so_far_usd=cost,
+        progress=job.progress,
+        outputs=job.outputs,
+        error=job.error,
+        log_tail=log_tail,
+        plan=job.plan,
+    )
+
+
+def to_summary(job: Job) -> JobSummary:
+    p = job.progress or {}
+    return JobSummary(
+        job_id=job.job_id,
+        backend=job.backend,
+        kind=job.kind,
+        method=job.method,
+        stage=job.stage,
+        message=job.message,
+        created_at=job.created_at,
+        model=job.config.get("model"),
+        step=p.get("step"),
+        total_steps=p.get("total_steps"),
+    )

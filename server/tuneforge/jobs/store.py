@@ -1,0 +1,171 @@
+"""Job records: the one module that owns job state.
+
+SQLite under $TUNEFORGE_HOME (WAL, busy timeout), safe with concurrent readers and writers: the CLI,
+the MCP server and detached job supervisors all go through here. A record is the same whatever the
+backend; stages are Hugging Face Jobs' names.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from pydantic import BaseModel, Field
+
+from .. import paths
+from ..errors import JobNotFound
+
+Stage = Literal["SCHEDULING", "RUNNING", "COMPLETED", "ERROR", "CANCELED"]
+STAGES: tuple[str, ...] = ("SCHEDULING", "RUNNING", "COMPLETED", "ERROR", "CANCELED")
+TERMINAL: frozenset[str] = frozenset({"COMPLETED", "ERROR", "CANCELED"})
+
+
+class Job(BaseModel):
+    """One training (or export) job, whatever runs it."""
+
+    job_id: str
+    backend: str
+    kind: str = "train"  # train | gguf | canary
+    method: str | None = None
+    stage: Stage = "SCHEDULING"
+    message: str = ""
+    backend_job_id: str | None = None
+    url: str | None = None
+    flavor: str | None = None
+    price_per_hour: float | None = None
+    job_dir: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    timeout_seconds: int | None = None
+    pid: int | None = None  # local backend: the job's supervisor process
+    pid_started: float | None = None  # its create time, to tell a reused pid apart
+    pgid: int | None = None  # local backend: the training process group
+    progress: dict[str, Any] | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.stage in TERMINAL
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.job_dir) / "job.log"
+
+
+_COLUMNS = ("job_id", "backend", "stage", "created_at", "data")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id     TEXT PRIMARY KEY,
+    backend    TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    data       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at);
+"""
+
+
+def new_job_id() -> str:
+    """Sortable by time, unique across processes: tf-YYYYmmdd-HHMMSS-xxxxxx."""
+    return time.strftime("tf-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
+
+
+class JobStore:
+    def __init__(self, db_path: Path | None = None):
+        self.db_path = Path(db_path) if db_path else paths.home() / "jobs.sqlite3"
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA busy_timeout=60000")
+            con.execute("PRAGMA synchronous=NORMAL")
+            yield con
+        finally:
+            con.close()
+
+    # ---- writes -----------------------------------------------------------------------------------
+    def create(self, job: Job) -> Job:
+        with self._connect() as con:
+            con.execute(
+                "INSERT INTO jobs (job_id, backend, stage, created_at, data) VALUES (?, ?, ?, ?, ?)",
+                (job.job_id, job.backend, job.stage, job.created_at, job.model_dump_json()),
+            )
+        return job
+
+    def update(self, job_id: str, *, only_if_active: bool = False, **changes: Any) -> Job | None:
+        """Apply changes atomically. With only_if_active, a job already in a terminal stage is left
+        alone and None is returned (so a late writer never overwrites CANCELED or ERROR)."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                row = con.execute("SELECT data FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+                if row is None:
+                    con.execute("ROLLBACK")
+                    raise JobNotFound(job_id)
+                job = Job.model_validate_json(row[0])
+                if only_if_active and job.terminal:
+                    con.execute("ROLLBACK")
+                    return None
+                job = job.model_copy(update=changes)
+                Job.model_validate(job.model_dump())  # re-check types of the changes
+                con.execute(
+                    "UPDATE jobs SET stage = ?, data = ? WHERE job_id = ?",
+                    (job.stage, job.model_dump_json(), job_id),
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+        return job
+
+    def delete(self, job_id: str) -> None:
+        with self._connect() as con:
+            con.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    # ---- reads ------------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job:
+        with self._connect() as con:
+            row = con.execute("SELECT data FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        return Job.model_validate_json(row[0])
+
+    def list(self, *, limit: int = 50, stage: str | None = None, backend: str | None = None) -> list[Job]:
+        query, args = "SELECT data FROM jobs", []
+        where = []
+        if stage:
+            where.append("stage = ?")
+            args.append(stage)
+        if backend:
+            where.append("backend = ?")
+            args.append(backend)
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY created_at DESC, job_id DESC LIMIT ?"
+        args.append(limit)
+        with self._connect() as con:
+            rows = con.execute(query, args).fetchall()
+        return [Job.model_validate_json(r[0]) for r in rows]
+
+    def find_by_label(self, key: str, value: str) -> list[Job]:
+        return [j for j in self.list(limit=10_000) if j.labels.get(key) == value]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)
