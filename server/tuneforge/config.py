@@ -172,6 +172,14 @@ class TrackioSpec(Strict):
         return v
 
 
+class LaunchSpec(Strict):
+    """How many processes train: set from the plan (multi-GPU flavors); the template relaunches itself
+    under `accelerate launch` when gpus > 1."""
+
+    gpus: int = Field(default=1, ge=1, le=64)
+    strategy: Literal["none", "ddp", "fsdp"] = "none"
+
+
 class RunConfig(Strict):
     """Everything a training template needs. Written to the job folder as JSON; never holds secrets."""
 
@@ -192,6 +200,7 @@ class RunConfig(Strict):
     push_to_hub: str | None = Field(default=None, description="Hub repo id to push checkpoints and the final model to.")
     hub_private: bool = True
     trackio: TrackioSpec = Field(default_factory=TrackioSpec)
+    launch: LaunchSpec = Field(default_factory=LaunchSpec)
     timeout_seconds: int = Field(default=6 * 3600, ge=60, le=7 * 24 * 3600)
     eval_prompts: list[str] = Field(
         default_factory=list, max_length=64,
