@@ -36,15 +36,23 @@ def models_dir() -> Path:
     return d
 
 
+def templates_dir() -> Path:
+    """The shipped templates, or $TUNEFORGE_TEMPLATE_DIR (a folder of reviewed replacements, for development)."""
+    override = os.environ.get("TUNEFORGE_TEMPLATE_DIR")
+    if override:
+        return Path(override).expanduser().resolve()
+    return Path(str(resources.files("tuneforge.templates")))
+
+
 def template_path(method: str) -> Path:
-    """The static training script for a method, as shipped inside the package."""
+    """The static training script for a method."""
     name = METHOD_TEMPLATES.get(method)
     if name is None:
         raise TuneforgeError(
             f"Unknown training method {method!r}.",
             f"Use one of: {', '.join(sorted(METHOD_TEMPLATES))}.",
         )
-    path = Path(str(resources.files("tuneforge.templates") / name))
+    path = templates_dir() / name
     if not path.is_file():
         raise TuneforgeError(
             f"The {method} template is not available in this version of tuneforge.",

@@ -56,6 +56,15 @@ def start_training(
         warnings.extend(plan.get("warnings") or [])
         if plan.get("timeout_seconds") and "timeout_seconds" not in config.model_fields_set:
             config = config.model_copy(update={"timeout_seconds": int(plan["timeout_seconds"])})
+    if backend == "hf" and flavor and "launch" not in config.model_fields_set:
+        from .backends.hf_flavors import launch_for_flavor
+
+        launch = launch_for_flavor(flavor, distributed, config.launch)
+        config = config.model_copy(update={"launch": launch})
+        gpus = launch.gpus
+    if backend == "hf" and plan is None:
+        warnings.append("No plan was made (model info unavailable): flavor and timeout are used as given, "
+                        "with no time or cost estimate.")
     job = service.submit_training(
         config, backend=backend, plan=plan, flavor=flavor, price_per_hour=price, gpus=gpus, distributed=distributed
     )

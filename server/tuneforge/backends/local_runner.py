@@ -98,6 +98,7 @@ class Supervisor:
             return 0  # canceled while waiting
         env = dict(os.environ)
         env.update(self.spec.env)
+        env.setdefault("TRACKIO_DIR", str(paths.home() / "trackio"))  # Trackio's local mode logs here
         env.update({"PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": self.job.job_id, "TOKENIZERS_PARALLELISM": "false"})
         with open(self.job.log_path, "ab") as log:
             self.child = subprocess.Popen(

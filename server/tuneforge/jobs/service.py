@@ -208,7 +208,13 @@ class JobService:
         canceled = self.store.update(job_id, only_if_active=True, stage="CANCELED", message="canceled by request", finished_at=time.time())
         if canceled is None:  # it ended meanwhile
             return self.store.get(job_id)
-        changes = get_backend(job.backend).cancel(canceled)
+        try:
+            changes = get_backend(job.backend).cancel(canceled)
+        except TuneforgeError:
+            # The backend refused (e.g. the Hub said no): put the record back so the cancel can be retried,
+            # rather than claim CANCELED while the work goes on running (and billing).
+            self.store.update(job_id, stage=job.stage, message=job.message, finished_at=job.finished_at)
+            raise
         if changes:
             self.store.update(job_id, **changes)
         return self.store.get(job_id)

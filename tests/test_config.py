@@ -1,0 +1,137 @@
+"""The training config: unknown keys and hostile values are refused or stored inertly; templates never change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tuneforge import paths
+from tuneforge.config import RunConfig, format_duration, parse_duration
+from tuneforge.errors import ConfigError
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    p = tmp_path / "train.jsonl"
+    p.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}) + "\n")
+    return p
+
+
+def base(data_file: Path, **changes) -> dict:
+    cfg = {"model": "HuggingFaceTB/SmolLM2-135M-Instruct", "dataset": {"path": str(data_file)}}
+    cfg.update(changes)
+    return cfg
+
+
+def test_a_minimal_config_fills_in_sane_defaults(data_file: Path):
+    cfg = RunConfig.from_dict(base(data_file))
+    assert cfg.method == "sft" and cfg.peft.kind == "lora" and cfg.assistant_only_loss
+    assert cfg.dataset.path == str(data_file.resolve())
+
+
+@pytest.mark.parametrize("key", ["env", "script", "command", "trust_remote_code"])
+def test_unknown_top_level_keys_are_refused_by_name(data_file: Path, key: str):
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(base(data_file, **{key: {"HF_TOKEN": "x"}}))
+    assert f"{key}: unknown key" in err.value.message
+    assert err.value.fix
+
+
+def test_unknown_nested_keys_are_refused_with_their_path(data_file: Path):
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(base(data_file, train={"learning_rate": 1e-4, "lr_warmup": 3}))
+    assert "train.lr_warmup: unknown key" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "changes, where",
+    [
+        ({"model": "--help"}, "model"),
+        ({"model": "owner/name\nrm -rf /"}, "model"),
+        ({"model": "../../etc/passwd-not-here"}, "model"),
+        ({"model": "owner/../../name"}, "model"),
+        ({"output_dir": "../../escape"}, "output_dir"),
+        ({"output_dir": "-rf"}, "output_dir"),
+        ({"push_to_hub": "me/model\"; import os #"}, "push_to_hub"),
+        ({"push_to_hub": "just-a-name"}, "push_to_hub"),
+        ({"trackio": {"project": "p; rm -rf"}}, "trackio.project"),
+        ({"peft": {"target_modules": ["q_proj", "--all"]}}, "peft.target_modules"),
+        ({"train": {"learning_rate": -1}}, "train.learning_rate"),
+        ({"train": {"epochs": -2}}, "train.epochs"),
+        ({"max_length": 0}, "max_length"),
+    ],
+)
+def test_hostile_or_invalid_values_are_refused_naming_the_key(data_file: Path, changes: dict, where: str):
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(base(data_file, **changes))
+    assert where in err.value.message
+
+
+def test_hostile_dataset_values_are_refused(data_file: Path):
+    for dataset in ({"path": "-x"}, {"path": str(data_file), "split": "train\n"}, {"path": str(data_file), "column_map": {"prompt;": "q"}}):
+        with pytest.raises(ConfigError):
+            RunConfig.from_dict(base(data_file, dataset=dataset))
+
+
+def test_free_text_is_stored_inertly_and_templates_are_never_modified(data_file: Path, tmp_path: Path):
+    template = paths.template_path("sft")
+    before = hashlib.sha256(template.read_bytes()).hexdigest()
+    nasty = 'You are "helpful"\n\'\'\'); import os; os.system("echo pwned") #\n{{ config }} ${HF_TOKEN}'
+    cfg = RunConfig.from_dict(base(data_file, system_prompt=nasty, eval_prompts=["-rf /", "line\nbreak"]))
+    written = cfg.write(tmp_path / "config.json")
+    again = RunConfig.load(written)
+    assert again.system_prompt == nasty and again.eval_prompts == ["-rf /", "line\nbreak"]
+    assert "env" not in json.loads(written.read_text())
+    assert hashlib.sha256(template.read_bytes()).hexdigest() == before
+
+
+def test_the_template_itself_refuses_a_config_with_an_env_block(tmp_path: Path, data_file: Path):
+    cfg = json.loads(RunConfig.from_dict(base(data_file)).model_dump_json())
+    cfg["env"] = {"HF_TOKEN": "stolen"}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    import sys
+
+    out = subprocess.run([sys.executable, str(paths.template_path("sft")), "--config", str(path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown config keys ['env']" in out.stderr
+
+
+def test_yaml_and_json_syntax_errors_point_at_line_and_column(tmp_path: Path):
+    bad_yaml = tmp_path / "c.yaml"
+    bad_yaml.write_text("model: x\ndataset:\n  path: [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        RunConfig.load(bad_yaml)
+    assert "c.yaml:" in err.value.message and "invalid YAML" in err.value.message
+    bad_json = tmp_path / "c.json"
+    bad_json.write_text('{"model": "x",\n "dataset": }')
+    with pytest.raises(ConfigError) as err:
+        RunConfig.load(bad_json)
+    assert "c.json:2:" in err.value.message
+
+
+def test_durations_read_and_print_like_people_write_them():
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("45m") == 2700
+    assert parse_duration("90") == 90
+    assert format_duration(5400) == "1h30m"
+    assert format_duration(20) == "1m"
+    assert format_duration(7200) == "2h"
+    with pytest.raises(ConfigError):
+        parse_duration("soon")
+
+
+def test_cli_train_rejects_bad_flags_without_a_traceback(tuneforge_cli, data_file: Path):
+    out = subprocess.run([*tuneforge_cli, "train", "--model", "--evil", "--dataset", str(data_file), "--json"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    out = subprocess.run([*tuneforge_cli, "train", "--model=-rf", "--dataset", str(data_file), "--json"], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    err = json.loads(out.stdout)
+    assert "model" in err["error"] and err["fix"]
+    out = subprocess.run([*tuneforge_cli, "train", "--dataset", str(data_file), "--json"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--model" in json.loads(out.stdout)["error"]
