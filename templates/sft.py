@@ -281,14 +281,24 @@ def greedy_answers(model, tokenizer, prompts: list[str], system_prompt: str | No
 
     answers = []
     model.eval()
-    for prompt in prompts:
-        msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": prompt}]
-        ids = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True)
-        ids = {k: v.to(model.device) for k, v in ids.items()}
-        with torch.no_grad():
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-        answers.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip())
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # batched generation pads on the left
+    threads = torch.get_num_threads()
+    if model.device.type == "cpu":  # token-by-token decoding is latency-bound: one thread avoids OpenMP stalls
+        torch.set_num_threads(1)
+    try:
+        for start in range(0, len(prompts), 16):
+            texts = [tokenizer.apply_chat_template(
+                ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": p}],
+                tokenize=False, add_generation_prompt=True) for p in prompts[start:start + 16]]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+            width = batch["input_ids"].shape[1]
+            answers += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    finally:
+        tokenizer.padding_side = side
+        torch.set_num_threads(threads)
     return answers
 
 
