@@ -13,7 +13,6 @@ import sys
 
 from .. import __version__
 from ..errors import TuneforgeError
-from . import output
 
 # Order here is the order in `tuneforge --help`.
 COMMAND_MODULES = ("demo", "validate", "plan", "train", "jobs", "gguf", "setup", "mcp")
@@ -39,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list == ["mcp"]:  # the MCP server's start path: no argparse tree, no rich
+        from .mcp import run as run_mcp
+
+        return run_mcp()
+    from . import output
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
