@@ -9,6 +9,7 @@
 #     "accelerate>=1.10",
 #     "trackio>=0.40",
 #     "pyyaml>=6",
+#     "bitsandbytes>=0.45; sys_platform == 'linux'",
 # ]
 # ///
 """Supervised fine-tuning (SFT) with TRL + PEFT, driven by a tuneforge run config.
