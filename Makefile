@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tuneforge-installed
 
-.PHONY: setup demo test test-fast toolchain agent-clis agents-md clean
+.PHONY: setup demo test test-fast toolchain test-toolchain agent-clis agents-md clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,17 @@ demo: setup
 toolchain: setup
 	$(VENV)/bin/tuneforge gguf --install-toolchain
 
+# The tests keep the llama.cpp toolchain in their own persistent cache (built once, 8-16 min; instant after).
+test-toolchain: setup
+	TUNEFORGE_TOOLCHAIN_DIR="$${TUNEFORGE_TEST_CACHE:-$$HOME/.cache/tuneforge-test}/toolchain" $(VENV)/bin/tuneforge gguf --install-toolchain
+
 agent-clis:
 	bash scripts/install_agent_clis.sh
 
 agents-md: setup
 	$(PY) scripts/gen_agents_md.py
 
-test: setup agent-clis toolchain
+test: setup agent-clis test-toolchain
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -ra
 
 test-fast: setup
