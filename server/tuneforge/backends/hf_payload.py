@@ -71,7 +71,8 @@ def build_payload(job: Job, spec: JobSpec) -> Payload:
     cloud = copy.deepcopy(job.config)
     cloud["model"] = _ship(payload, cloud["model"], "model", "model")
     dataset = cloud.get("dataset") or {}
-    dataset["path"] = _ship(payload, dataset["path"], "dataset", "dataset")
+    if dataset.get("path"):  # a GGUF export job (kind "gguf") has no dataset
+        dataset["path"] = _ship(payload, dataset["path"], "dataset", "dataset")
     if dataset.get("eval_path"):
         dataset["eval_path"] = _ship(payload, dataset["eval_path"], "eval", "eval dataset")
     payload.config = cloud

@@ -10,7 +10,6 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import TuneforgeError
 from . import output
 
 
@@ -32,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--push-to", help="Hub repo to upload the verified files, Modelfile and model card to.")
     p.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
     p.add_argument("--system-prompt", help="System prompt for the Modelfile (default: the training job's, if any).")
+    p.add_argument("--flavor", help="--backend hf: Hugging Face Jobs flavor (default cpu-upgrade, or one with enough RAM for the model).")
+    p.add_argument("--timeout", help="--backend hf: job time limit, e.g. 90m, 2h (default 1 h + 10 min per billion parameters).")
     p.add_argument("--install-toolchain", action="store_true",
                    help="Only build the pinned llama.cpp toolchain into the cache (instant when already built).")
     output.add_json_flag(p)
@@ -42,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if args.install_toolchain:
         return install_toolchain(args)
     if args.backend == "hf":
-        raise TuneforgeError("GGUF export on the hf backend is not available yet.",
-                             "Run it locally (--backend local), or push the model and export it here.")
+        return run_cloud(args)
     from ..gguf import export_gguf
 
     kwargs: dict[str, Any] = dict(quants=args.quant, out=args.out, base=args.base, job_id=args.job_id,
@@ -116,3 +116,25 @@ def install_toolchain(args: argparse.Namespace) -> int:
 
     output.emit(args, data, render_tc)
     return 0
+
+
+def run_cloud(args: argparse.Namespace) -> int:
+    """--backend hf: submit the export as a Hugging Face job and answer at once, like `train`."""
+    from ..config import parse_duration
+    from ..gguf.cloud import submit_export
+
+    result = submit_export(args.model, job_id=args.job_id, base=args.base, quants=args.quant, push_to=args.push_to,
+                           flavor=args.flavor, timeout_seconds=parse_duration(args.timeout) if args.timeout else None,
+                           system_prompt=args.system_prompt, private=args.private)
+    output.emit(args, result, render_cloud)
+    return 0
+
+
+def render_cloud(r: Any) -> None:
+    out = output.stdout
+    out.print(f"Submitted GGUF export [bold]{escape(r.job_id)}[/bold] of {escape(r.model)} to Hugging Face Jobs: {escape(r.url or '')}")
+    out.print(f"Flavor: {escape(r.flavor or '')}. {escape(r.flavor_reason)}")
+    out.print(f"Will push {', '.join(escape(f) for f in r.files)} to {escape(r.push_to)}")
+    for w in r.warnings:
+        out.print(f"[yellow]Note:[/yellow] {escape(w)}")
+    out.print(f"Follow it: {escape(r.next)}")

@@ -29,4 +29,11 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
                    system_prompt=system_prompt, progress=progress, **options)
 
 
-__all__ = ["export_gguf"]
+def submit_export(model: str | None = None, **options: Any) -> Any:
+    """The same export as a Hugging Face job (`--backend hf`): returns the job id, URL and flavor at once."""
+    from .cloud import submit_export as _submit
+
+    return _submit(model, **options)
+
+
+__all__ = ["export_gguf", "submit_export"]
