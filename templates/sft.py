@@ -188,7 +188,9 @@ def tokenize_rows(dataset, tokenizer, max_length: int, assistant_only: bool, sys
             text, spans = assistant_spans(tokenizer, item["messages"])
             enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             ids = enc["input_ids"]
-            if assistant_only and spans:
+            if assistant_only and not any(m["role"] == "assistant" for m in item["messages"]):
+                labels = [-100] * len(ids)  # nothing to learn: dropped below, counted in no_trainable
+            elif assistant_only and spans:
                 labels = [tid if any(a <= s < b for a, b in spans) else -100
                           for tid, (s, _e) in zip(ids, enc["offset_mapping"])]
             else:

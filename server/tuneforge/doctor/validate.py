@@ -1,0 +1,416 @@
+"""`validate(source, method, model, max_length, eval_source) -> DatasetReport`: the dataset doctor.
+
+One streaming pass reads every row and keeps only bounded summaries (per-column kinds, findings with
+sample lines, duplicate hashes, PII counts). From them each method gets a verdict. With a model, a
+second pass renders every row with the model's own tokenizer and chat template (tokens.py).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..config import METHODS
+from ..errors import TuneforgeError
+from .columns import MAX_COLUMNS, ColumnStats
+from .methods import METHOD_FOR_FORMAT, Evidence, Fit, judge
+from .reading import ReadError, Record, Source, open_source
+from .report import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
+from .rows import FORMAT_WORDS, content_text, is_label, label_value, message_issues, row_format, value_kind
+from .sketch import SAMPLE, DuplicateSketch, Tally, find_pii, normalized
+
+MAX_ERRORS = 50
+PARALLEL_BYTES = 32 * 1024 * 1024  # from this size, tokens are measured by several processes
+DEFAULT_MAX_LENGTH = 1024  # RunConfig.max_length's default
+MIN_ROWS = {"sft": 100, "dpo": 100, "kto": 100, "reward": 100, "grpo": 32}
+_LINE_BITS = 40  # a row's place is packed as (file index << 40) | line
+
+FIXES = {
+    "missing": "Fill in or drop these rows: every row needs the fields the method reads.",
+    "type": "Make every value of the column the same kind (all text, or all lists of {role, content} messages).",
+    "empty": "Fill in or drop the empty values.",
+    "role": "Use the roles system, user, assistant (and tool); rename others (e.g. 'developer' -> 'system', 'bot' -> 'assistant').",
+    "no_assistant": "Add the assistant's answer or drop these rows: with assistant-only loss they have nothing to learn.",
+    "alternation": "Merge consecutive turns of the same role and keep the system message first; many chat templates reject anything else.",
+    "mixed_format": "Convert these rows to the layout of the others, or keep them in a separate file.",
+    "duplicate": "Drop the repeated rows: they overweight those examples and leak into the eval split.",
+    "near_duplicate": "Drop rows that differ only in case, spacing or punctuation: they act as duplicates.",
+    "pii": "Remove or mask personal data before training: models memorise and repeat it.",
+    "too_few_rows": "Add more examples (a few hundred is a practical minimum); or expect a model that barely changes.",
+    "overlap": "Remove eval rows that also appear in the training data, or the eval loss will look better than the model is.",
+    "identical_pair": "Drop pairs whose chosen and rejected answers are the same: they carry no preference.",
+    "eval_format": "Give the eval file the same layout (columns) as the training file.",
+}
+
+
+def validate(source: str, method: str = "auto", model: str | None = None, max_length: int | None = None,
+             eval_source: str | None = None) -> DatasetReport:
+    """Read the whole dataset and say whether (and how) each training method can use it."""
+    method = (method or "auto").strip().lower()
+    if method not in ("auto", *METHODS):
+        raise TuneforgeError(f"Unknown method {method!r}.", f"Use auto or one of: {', '.join(METHODS)}.")
+    if max_length is not None and not 16 <= int(max_length) <= 262144:
+        raise TuneforgeError(f"max_length {max_length} is out of range.", "Use a value between 16 and 262144 tokens.")
+    src = open_source(source)
+    workers = _workers(src) if model else 0
+    loading = spec = None
+    if workers:  # the tokenizer from the disk cache, or loaded by a helper while this process reads the data
+        from .tokenizer import cached_spec, load_elsewhere
+
+        spec = cached_spec(model)  # type: ignore[arg-type]
+        loading = load_elsewhere(model) if spec is None else None  # type: ignore[arg-type]
+    try:
+        scan = Scan(src)
+        scan.run()
+        report, fits = scan.report(method)
+        if eval_source:
+            _check_eval(report, scan, eval_source)
+        primary = report.best_method() or METHOD_FOR_FORMAT.get(report.format, "sft")
+        fit = fits.get(primary)
+        if model and report.rows and fit is not None and fit.fits:
+            from .tokens import measure
+
+            if loading is not None:
+                spec, loading = loading.spec(), None
+            measured = measure(src, fit, model, max_length or DEFAULT_MAX_LENGTH, scan.files, spec=spec, workers=workers)
+            report.token_stats = measured.stats
+            report.problems.extend(measured.problems(scan.files))
+            if measured.blockers:
+                verdict = report.methods[primary]
+                verdict.status = "incompatible"
+                verdict.reasons = measured.blockers + verdict.reasons
+        elif model and report.rows:
+            report.notes.append(f"Token lengths were not measured: the data does not fit {primary} yet.")
+    finally:
+        if loading is not None:
+            loading.cancel()
+    if report.token_stats is None and report.rows and fit is not None and fit.fits:
+        report.token_stats = scan.estimated_stats(primary, max_length or DEFAULT_MAX_LENGTH)
+    report.ready = _ready(report)
+    return report
+
+
+def _workers(src: Source) -> int:
+    """Extra processes for measuring tokens: none for small inputs (starting one costs a few seconds)."""
+    import os
+
+    size = src.size_bytes()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if size is None or size < PARALLEL_BYTES or cpus < 2:
+        return 0
+    return min(cpus, 4) - 1
+
+
+def _ready(report: DatasetReport) -> bool:
+    if report.error_count or not report.rows:
+        return False
+    if report.method == "auto":
+        return any(v.status == "ready" for v in report.methods.values())
+    return report.methods[report.method].status == "ready"
+
+
+class Scan:
+    """Accumulates everything the report needs from one pass over the rows, in bounded memory."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.files: list[str | None] = source.file_names()
+        self._file_ids: dict[str | None, int] = {name: i for i, name in enumerate(self.files)}
+        self.rows = 0
+        self.errors: list[ParseError] = []
+        self.error_count = 0
+        self.formats: Counter[str] = Counter()
+        self.format_lines: dict[str, list[tuple[int, int]]] = {}
+        self.columns: dict[str, ColumnStats] = {}
+        self.too_many_columns = False
+        self._ref_keys: frozenset[str] | None = None
+        self._first_rows: list[tuple[int, int]] = []
+        self.tallies: dict[tuple[str, str, str], Tally] = {}
+        self.dups = DuplicateSketch()
+        self.pii = {name: Tally("pii", f"{what} in the text") for name, what in
+                    (("email", "email addresses"), ("phone", "phone numbers"), ("card", "card-like numbers"))}
+        self.identical = Tally("identical_pair", "chosen and rejected are the same")
+        self.label_counts: Counter[bool] = Counter()
+        self.length_hist: Counter[int] = Counter()  # content characters // 4 -> rows
+
+    # ---- the pass ------------------------------------------------------------------------------
+    def place(self, file: str | None, line: int) -> tuple[int, int]:
+        index = self._file_ids.get(file)
+        if index is None:
+            index = self._file_ids[file] = len(self.files)
+            self.files.append(file)
+        return index, line
+
+    def run(self) -> None:
+        for item in self.source.records():
+            if isinstance(item, Record):
+                self.add_row(item.value, self.place(item.file, item.line))
+            else:
+                self.add_error(item)
+
+    def add_error(self, item: ReadError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(ParseError(line=item.line, message=item.message, file=item.file))
+
+    def add_row(self, row: dict[str, Any], where: tuple[int, int]) -> None:
+        self.rows += 1
+        if len(self._first_rows) < SAMPLE:
+            self._first_rows.append(where)
+        fmt = row_format(row)
+        self.formats[fmt] += 1
+        sample = self.format_lines.setdefault(fmt, [])
+        if len(sample) < SAMPLE:
+            sample.append(where)
+        if self._ref_keys is None:
+            self._ref_keys = frozenset(row)
+        if row.keys() != self._ref_keys:
+            self._note_missing(row, where)
+        columns = self.columns
+        for key, value in row.items():
+            col = columns.get(key)
+            if col is None:
+                col = self._new_column(key)
+                if col is None:
+                    continue
+            kind = value_kind(value)
+            col.add(kind, (kind == "text" and (not value or value.isspace())) or kind == "empty_list", where)
+            if kind == "messages" or kind == "sharegpt":
+                self._check_conversation(key, value, kind == "sharegpt", where)
+                if kind == "messages" and type(value[0]) is dict and value[0].get("role") in ("user", "system"):
+                    col.full_conversations += 1
+            elif kind != "null" and kind != "objects" and kind != "list":
+                col.add_label(is_label(value), where)
+        if "chosen" in row and "rejected" in row and row["chosen"] == row["rejected"] and row["chosen"] not in (None, "", []):
+            self.identical.add(where[1], where[0])
+        label = row.get("label")
+        if label is not None and is_label(label):
+            self.label_counts[bool(label_value(label))] += 1
+        text = content_text(row)
+        self.dups.add((where[0] << _LINE_BITS) | where[1], text)
+        email, phone, card = find_pii(text)
+        if email:
+            self.pii["email"].add(where[1], where[0])
+        if phone:
+            self.pii["phone"].add(where[1], where[0])
+        if card:
+            self.pii["card"].add(where[1], where[0])
+        self.length_hist[len(text) // 4] += 1
+
+    def _new_column(self, key: str) -> ColumnStats | None:
+        if len(self.columns) >= MAX_COLUMNS:
+            self.too_many_columns = True
+            return None
+        col = self.columns[key] = ColumnStats(str(key))
+        before = self.rows - 1
+        if before:  # earlier rows lacked it
+            col.add_missing(None, before)
+            col.missing_lines.extend(self._first_rows[:min(before, SAMPLE)])
+        return col
+
+    def _note_missing(self, row: dict[str, Any], where: tuple[int, int]) -> None:
+        for name, col in self.columns.items():
+            if name not in row:
+                col.add_missing(where)
+
+    def _check_conversation(self, column: str, messages: list[Any], sharegpt: bool, where: tuple[int, int]) -> None:
+        seen: set[tuple[str, str]] = set()
+        for kind, detail in message_issues(messages, sharegpt, trained=column != "prompt"):
+            if (kind, detail) in seen:
+                continue
+            seen.add((kind, detail))
+            key = (kind, column, detail)
+            tally = self.tallies.get(key)
+            if tally is None:
+                blocking = kind in ("missing", "type", "no_assistant")
+                tally = self.tallies[key] = Tally(kind, detail, FIXES.get(kind), blocking, column)
+            tally.add(where[1], where[0])
+
+    # ---- the report ----------------------------------------------------------------------------
+    def report(self, method: str) -> tuple[DatasetReport, dict[str, Fit]]:
+        fmt = self.formats.most_common(1)[0][0] if self.rows else "empty"
+        column_tallies: dict[str, list[Tally]] = {}
+        for tally in self.tallies.values():
+            column_tallies.setdefault(tally.column or "", []).append(tally)
+        evidence = Evidence(self.rows, self.columns, column_tallies, self.files, dict(self.label_counts))
+        verdicts: dict[str, MethodVerdict] = {}
+        fits: dict[str, Fit] = {}
+        for name in METHODS:
+            if self.rows:
+                verdicts[name], fits[name] = judge(name, evidence)
+            else:
+                verdicts[name] = MethodVerdict(status="incompatible", reasons=["The source has no readable rows."])
+        primary = method if method != "auto" else _primary(fmt, verdicts)
+        ordered = {primary: verdicts[primary], **{k: v for k, v in verdicts.items() if k != primary}}
+        fit = fits.get(primary)
+        conversational = bool(fit and fit.fits and any(
+            self.columns[c].kind in ("messages", "sharegpt") for c in fit.sources.values())) or fmt in ("messages", "sharegpt")
+        report = DatasetReport(
+            source=self.source.label,
+            format=fmt,
+            conversational=conversational,
+            rows=self.rows,
+            method=method,
+            methods=ordered,
+            errors=list(self.errors),
+            error_count=self.error_count,
+            columns={name: col.kind for name, col in self.columns.items()},
+            notes=list(self.source.notes),
+        )
+        if self.too_many_columns:
+            report.notes.append(f"Rows have more than {MAX_COLUMNS} distinct fields; only the first {MAX_COLUMNS} were checked.")
+        if not self.rows:
+            what = "no readable rows" if self.error_count else "no rows (the file is empty or holds only blank lines)"
+            report.notes.append(f"The source has {what}.")
+        report.problems = self._problems(fmt, primary, fit)
+        return report, fits
+
+    def where(self, place: tuple[int, int]) -> tuple[str | None, int]:
+        return self.files[place[0]] if place[0] < len(self.files) else None, place[1]
+
+    def _problem(self, kind: str, message: str, count: int, sample: list[tuple[int, int]], *, blocking: bool = False,
+                 fix: str | None = None) -> Problem:
+        sample = sorted(sample)
+        file, line = self.where(sample[0]) if sample else (None, None)
+        return Problem(kind=kind, line=line, file=file, message=message, count=count,
+                       lines=[ln for f, ln in sample if f == (sample[0][0] if sample else 0)],
+                       fix=fix if fix is not None else FIXES.get(kind), blocking=blocking)
+
+    def _problems(self, fmt: str, primary: str, fit: Fit | None) -> list[Problem]:
+        out: list[Problem] = []
+        if fit is not None and fit.fits:
+            targets = {t.name: t for t in fit.layout.targets}
+            for target, column in fit.sources.items():
+                col = self.columns[column]
+                label = f"{column!r}" + (f" (used as {target!r})" if column != target else "")
+                if col.missing:
+                    out.append(self._problem("missing", f"{col.missing} row(s) have no {label}", col.missing,
+                                             col.missing_lines, blocking=True))
+                if col.nulls:
+                    out.append(self._problem("missing", f"{col.nulls} row(s) have null in {label}", col.nulls,
+                                             col.kind_lines.get("null", []), blocking=True))
+                off, lines, kinds = col.off_kind(targets[target].kinds)
+                if target == "label" and col.non_labels:
+                    out.append(self._problem("type", f"{col.non_labels} row(s) hold a label in {label} that is not "
+                                             "true/false, 1/0, yes/no or good/bad", col.non_labels, col.not_labels,
+                                             blocking=True))
+                elif off:
+                    out.append(self._problem("type", f"{off} row(s) hold the wrong kind of value in {label} "
+                                             f"({', '.join(sorted(kinds))})", off, lines, blocking=True))
+                if col.blank:
+                    out.append(self._problem("empty", f"{col.blank} row(s) have an empty {label}", col.blank, col.blank_lines,
+                                             blocking=bool(col.kinds.get("empty_list"))))
+        for tally in self.tallies.values():
+            out.append(self._problem(tally.kind, f"{tally.count} row(s) in {tally.column!r}: {tally.message}",
+                                     tally.count, tally.lines, blocking=tally.blocking, fix=tally.fix))
+        if self.identical.count:
+            out.append(self._problem("identical_pair", f"{self.identical.count} row(s): {self.identical.message}",
+                                     self.identical.count, self.identical.lines))
+        for other, n in self.formats.items():
+            if other != fmt and self.rows:
+                out.append(self._problem("mixed_format", f"{n} row(s) are {FORMAT_WORDS.get(other, other)} while most "
+                                         f"are {FORMAT_WORDS.get(fmt, fmt)}", n, self.format_lines.get(other, [])))
+        exact, near = self.dups.find()
+        for kind, found, what in (("duplicate", exact, "repeat an earlier row exactly"),
+                                  ("near_duplicate", near, "repeat an earlier row up to case, spacing and punctuation")):
+            if found.count:
+                first = ", ".join(f"line {self._line_of(a)} repeats line {self._line_of(b)}" for a, b in found.pairs[:3])
+                approx = "about " if found.estimated else ""
+                out.append(self._problem(kind, f"{approx}{found.count} row(s) {what} ({first})", found.count,
+                                         [self._unpack(a) for a, _ in found.pairs]))
+        for tally in self.pii.values():
+            if tally.count:
+                out.append(self._problem("pii", f"{tally.count} row(s) contain {tally.message.replace(' in the text', '')}",
+                                         tally.count, tally.lines))
+        wanted = MIN_ROWS.get(primary, 100)
+        if 0 < self.rows < wanted:
+            out.append(self._problem("too_few_rows", f"only {self.rows} row(s); {primary} needs a few hundred to learn "
+                                     f"reliably (at least {wanted})", self.rows, [],
+                                     fix=f"Add examples (at least {wanted} for {primary}), or expect little change in the model."))
+        return out
+
+    @staticmethod
+    def _unpack(packed: int) -> tuple[int, int]:
+        return packed >> _LINE_BITS, packed & ((1 << _LINE_BITS) - 1)
+
+    def _line_of(self, packed: int) -> str:
+        file, line = self.where(self._unpack(packed))
+        return f"{file}:{line}" if file else str(line)
+
+    # ---- lengths without a tokenizer -------------------------------------------------------------
+    def estimated_stats(self, method: str, max_length: int) -> TokenStats:
+        stats = stats_from_histogram(self.length_hist, max_length)
+        return TokenStats(tokenizer=None, estimated=True, method=method, max_length=max_length,
+                          notes=["Estimated as characters / 4 of each row's content; pass --model for exact counts "
+                                 "with the model's tokenizer and chat template."], **stats)
+
+
+def stats_from_histogram(hist: Counter[int], max_length: int) -> dict[str, Any]:
+    rows = sum(hist.values())
+    if not rows:
+        return {"rows": 0}
+    total = sum(k * n for k, n in hist.items())
+    p50_at, p95_at = (rows + 1) // 2, max(1, -(-rows * 95 // 100))
+    seen, p50, p95 = 0, None, None
+    for length in sorted(hist):
+        seen += hist[length]
+        if p50 is None and seen >= p50_at:
+            p50 = length
+        if p95 is None and seen >= p95_at:
+            p95 = length
+            break
+    truncated = sum(n for k, n in hist.items() if k > max_length)
+    return {"rows": rows, "mean": round(total / rows, 1), "p50": p50 or 0, "p95": p95 or 0, "max": max(hist),
+            "total_tokens": total, "truncated_rows": truncated, "truncated_share": round(truncated / rows, 4)}
+
+
+def _primary(fmt: str, verdicts: dict[str, MethodVerdict]) -> str:
+    by_format = METHOD_FOR_FORMAT.get(fmt)
+    if by_format and verdicts[by_format].status != "incompatible":
+        return by_format
+    for wanted in ("ready", "needs_mapping"):
+        for name, verdict in verdicts.items():
+            if verdict.status == wanted:
+                return name
+    return by_format or "sft"
+
+
+def _check_eval(report: DatasetReport, scan: Scan, eval_source: str) -> None:
+    """Read the eval set: its unreadable lines, its layout, and rows it shares with the training data."""
+    from array import array
+
+    src = open_source(eval_source)
+    label = f"eval:{src.label}"
+    formats: Counter[str] = Counter()
+    hashes, places = array("q"), []
+    rows = 0
+    for item in src.records():
+        if isinstance(item, ReadError):
+            report.error_count += 1
+            if len(report.errors) < MAX_ERRORS + 10:
+                report.errors.append(ParseError(line=item.line, message=item.message,
+                                                file=f"{label}/{item.file}" if item.file else label))
+            continue
+        rows += 1
+        formats[row_format(item.value)] += 1
+        h = hash(normalized(content_text(item.value)))
+        if scan.dups.keeps(h):
+            hashes.append(h)
+            places.append((item.file, item.line))
+    report.notes.append(f"Eval set {src.label}: {rows} row(s).")
+    if rows and formats.most_common(1)[0][0] != report.format:
+        eval_fmt = formats.most_common(1)[0][0]
+        report.problems.append(Problem(kind="eval_format", message=f"the eval set is {FORMAT_WORDS.get(eval_fmt, eval_fmt)} "
+                                       f"but the training data is {FORMAT_WORDS.get(report.format, report.format)}",
+                                       count=rows, file=label, fix=FIXES["eval_format"], blocking=True))
+        for verdict in report.methods.values():
+            if verdict.status != "incompatible":
+                verdict.status = "incompatible"
+                verdict.reasons.insert(0, "The eval set has another layout than the training data; training would fail when it evaluates.")
+    shared = [p for p, hit in zip(places, scan.dups.seen(hashes)) if hit]
+    if shared:
+        count = len(shared) * scan.dups.scale
+        approx = "about " if scan.dups.scale > 1 else ""
+        report.problems.append(Problem(kind="overlap", line=shared[0][1], file=f"{label}/{shared[0][0]}" if shared[0][0] else label,
+                                       message=f"{approx}{count} eval row(s) also appear in the training data",
+                                       count=count, lines=[ln for _, ln in shared[:SAMPLE]], fix=FIXES["overlap"]))
