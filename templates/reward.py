@@ -267,6 +267,8 @@ def load_scorer(cfg: dict, precision: str, on_gpu: bool, pad_token_id: int):
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    if on_gpu:  # straight onto this process's GPU (not through host RAM); needed for 4-bit loading
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     model = AutoModelForSequenceClassification.from_pretrained(cfg["model"], num_labels=1, **kwargs)
     model.config.pad_token_id = pad_token_id  # the head reads the score at the last non-pad token
     return model

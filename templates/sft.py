@@ -399,6 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         model_kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+    if on_gpu:  # straight onto this process's GPU (not through host RAM); needed for 4-bit loading
+        model_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
     model = AutoModelForCausalLM.from_pretrained(cfg["model"], **model_kwargs)
     if model.generation_config is not None and end_ids:
         eos = model.generation_config.eos_token_id

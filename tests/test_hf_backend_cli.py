@@ -118,8 +118,6 @@ def test_the_hf_cycle_through_the_cli_keeps_the_token_out_of_every_output_record
 
 
 @pytest.mark.slow  # the client retries the 503s for ~25 s before the planner gives up on model info
-@pytest.mark.xfail(strict=True, reason="planner/model_source.py catches EntryNotFoundError before its subclass "
-                   "LocalEntryNotFoundError, so an unreachable Hub reads as 'no config.json' and train is refused")
 def test_submission_with_explicit_flavor_and_timeout_works_when_model_info_cannot_be_fetched(hub, train_file, tuneforge_cli):  # noqa: F811
     hub.fail("*", r"/resolve/", 503, times=1000)  # the Hub cannot serve the model's config.json
     cli = Cli(tuneforge_cli)
