@@ -37,7 +37,7 @@ agents-md: setup
 	$(PY) scripts/gen_agents_md.py
 
 test: setup agent-clis test-toolchain
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -ra
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -ra --durations=25
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
