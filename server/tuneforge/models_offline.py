@@ -46,11 +46,13 @@ def ensure_smollm2(target: Path | None = None) -> Path:
     gguf = smollm2_gguf_path()
     try:
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
     except ImportError:
         from .errors import MissingDependency
 
         raise MissingDependency("transformers", "train") from None
 
+    hf_logging.disable_progress_bar()  # the caller shows its own progress; no tqdm noise
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{int(time.time())}")
     tmp.mkdir(parents=True, exist_ok=True)
     try:

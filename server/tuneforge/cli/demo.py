@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("task score", justify="right")
     table.add_column("category accuracy", justify="right")
     for name, s in (("before", result.before), ("after", result.after)):
-        loss = f"{s.eval_loss:.3f}" if s.eval_loss is not None else "-"
+        loss = f"{s.eval_loss:.4g}" if s.eval_loss is not None else "-"
         table.add_row(name, loss, f"{s.score:.2f}", f"{s.category_accuracy:.2f}")
     output.stdout.print(table)
     samples = Table(title="Sample answers", show_lines=True)

@@ -166,13 +166,14 @@ def follow_job(job_id: str, timeout: float | None = None) -> Job:
 
         def on_update(job: Job) -> None:
             p = job.progress or {}
-            info = job.stage if job.stage != "RUNNING" or not p else ""
-            if p.get("loss") is not None:
-                info += f"loss {p['loss']:.3f}"
-            if p.get("tokens_per_second"):
-                info += f"  {p['tokens_per_second']:.0f} tok/s"
+            parts = [] if job.stage == "RUNNING" and p else [job.stage]
             if not p:
-                info = f"{job.stage}: {job.message}"[:60]
+                parts.append(job.message)
+            if p.get("loss") is not None:
+                parts.append(f"loss {p['loss']:.4g}")
+            if p.get("tokens_per_second"):
+                parts.append(f"{p['tokens_per_second']:.0f} tok/s")
+            info = " ".join(parts)[:60]
             bar.update(task, total=p.get("total_steps"), completed=p.get("step") or 0, info=escape(info))
 
         job = service.wait(job_id, timeout=timeout, poll_seconds=1.0, on_update=on_update)
