@@ -37,263 +37,42 @@ What it does:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import random
-import resource
 import sys
 import time
 from pathlib import Path
 
-EVENT_PREFIX = "##tuneforge-event "  # must match tuneforge.progress.EVENT_PREFIX
-KNOWN_TOP_KEYS = {
-    "model", "dataset", "method", "peft", "train", "method_args", "max_length", "packing", "padding_free",
-    "assistant_only_loss", "system_prompt", "seed", "output_dir", "merge", "push_to_hub", "hub_private",
-    "trackio", "launch", "timeout_seconds", "eval_prompts", "max_new_tokens",
-}
-ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
-                "bot": "assistant", "system": "system", "tool": "tool"}
-DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
+from _common import (  # noqa: E402
+    EVENT_PREFIX, KNOWN_TOP_KEYS,  # noqa: F401  (part of every template's surface)
+    before_after, choose_precision, config_from_args, emit, fail, load_splits,
+    load_tokenizer, lora_config, maybe_relaunch_distributed, metric_fields, model_kwargs, progress_callback,
+    save_and_finish, seed_everything, to_preference, train_into, trainer_args, tuneforge_version,
+)
+from _common import write_model_card as write_card  # noqa: E402
+
 METHOD = "reward"
 # TRL log key -> progress/eval event field
 METRICS = {"accuracy": "accuracy", "margin": "margin"}
 
 
-def emit(kind: str, **fields) -> None:
-    """One machine-readable line; tuneforge status reads these exactly."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    print(EVENT_PREFIX + json.dumps({"type": kind, **fields}, default=float), flush=True)
-
-
-def fail(message: str) -> None:
-    emit("status", message=f"error: {message}")
-    print(f"ERROR: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
-
-
-# ---- config ---------------------------------------------------------------------------------------
-def load_config(path: str) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith(".json"):
-        cfg = json.loads(text)
-    else:
-        import yaml
-
-        cfg = yaml.safe_load(text)
-    if not isinstance(cfg, dict):
-        fail(f"{path} does not hold a mapping")
-    unknown = set(cfg) - KNOWN_TOP_KEYS
-    if unknown:  # e.g. an `env:` block: never honoured
-        fail(f"unknown config keys {sorted(unknown)} in {path}")
-    return cfg
-
-
-def maybe_relaunch_distributed(cfg: dict, argv: list[str]) -> None:
-    """Multi-GPU flavors: run this same script under `accelerate launch`, one process per GPU."""
-    launch = cfg.get("launch") or {}
-    gpus = int(launch.get("gpus") or 1)
-    if gpus <= 1 or "LOCAL_RANK" in os.environ:
-        return
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), "--num_machines", "1"]
-    if launch.get("strategy") == "fsdp":
-        cmd += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-                "--fsdp_state_dict_type", "SHARDED_STATE_DICT"]
-    else:
-        cmd += ["--multi_gpu"]
-    cmd += [os.path.abspath(__file__), *argv]
-    emit("status", message=f"launching {gpus} processes ({launch.get('strategy') or 'ddp'})")
-    os.execv(sys.executable, cmd)
-
-
-# ---- data -----------------------------------------------------------------------------------------
-def load_rows(ref: str, split: str, subset: str | None):
-    from datasets import load_dataset
-
-    p = Path(ref)
-    if p.exists():
-        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.suffix.lower() in DATA_SUFFIXES)
-        if not files:
-            fail(f"no .jsonl/.json/.csv/.parquet files in {ref}")
-        kinds = {DATA_SUFFIXES.get(f.suffix.lower()) for f in files}
-        if None in kinds or len(kinds) != 1:
-            fail(f"{ref}: mixed or unsupported file types {sorted(f.suffix for f in files)}")
-        return load_dataset(kinds.pop(), data_files=[str(f) for f in files], split="train")
-    return load_dataset(ref, subset, split=split)
-
-
-def apply_column_map(ds, column_map: dict):
-    """Rename source columns to the names the trainer reads (column_map is target -> source), first of all."""
-    missing = sorted(s for s in column_map.values() if s not in ds.column_names)
-    if missing:
-        fail(f"column_map names columns the data lacks: {missing}; its columns are {ds.column_names}")
-    renames = {s: t for t, s in column_map.items() if s != t}
-    shadowed = [t for t in renames.values() if t in ds.column_names and t not in renames]
-    if shadowed:  # the mapped column wins over a same-named one
-        ds = ds.remove_columns(shadowed)
-    return ds.rename_columns(renames) if renames else ds
-
-
-def load_splits(dcfg: dict, seed: int):
-    """(train, eval or None), column_map applied; eval from eval_path, eval_split or eval_fraction."""
-    train = apply_column_map(load_rows(dcfg["path"], dcfg.get("split") or "train", dcfg.get("subset")),
-                             dcfg.get("column_map") or {})
-    evals = None
-    if dcfg.get("eval_path"):
-        evals = load_rows(dcfg["eval_path"], dcfg.get("split") or "train", dcfg.get("subset"))
-    elif dcfg.get("eval_split"):
-        evals = load_rows(dcfg["path"], dcfg["eval_split"], dcfg.get("subset"))
-    elif float(dcfg.get("eval_fraction") or 0) > 0 and len(train) >= 10:
-        parts = train.train_test_split(test_size=float(dcfg["eval_fraction"]), seed=seed)
-        return parts["train"], parts["test"]
-    if evals is not None:
-        evals = apply_column_map(evals, dcfg.get("column_map") or {}) if len(evals) else None
-    return train, evals
-
-
-def norm_messages(msgs: list) -> list[dict]:
-    """Chat turns as {role, content}; ShareGPT's from/value and role aliases (human, gpt) accepted."""
-    out = []
-    for m in msgs:
-        role = m.get("role") or m.get("from")
-        out.append({"role": ROLE_ALIASES.get(str(role), str(role)), "content": str(m.get("content") or m.get("value") or "")})
-    return out
-
-
-def to_preference(row: dict, chat: bool, system_prompt: str | None) -> dict:
-    """One preference row -> prompt/chosen/rejected as TRL reads them (prompt absent: chosen/rejected are whole).
-
-    With an explicit prompt, strings become chat turns when the model has a chat template (or when another
-    field already holds turns), so the pairs are trained in the format the model answers in."""
-    for key in ("chosen", "rejected"):
-        if row.get(key) in (None, "", []):
-            raise KeyError(f"a row has no {key!r} (columns: {sorted(row)})")
-    out = {k: (norm_messages(v) if isinstance(v, list) else v) for k, v in row.items()
-           if k in ("prompt", "chosen", "rejected")}
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    if "prompt" in out:
-        if chat or any(isinstance(v, list) for v in out.values()):
-            for key, role in (("prompt", "user"), ("chosen", "assistant"), ("rejected", "assistant")):
-                if not isinstance(out[key], list):
-                    out[key] = [{"role": role, "content": str(out[key] or "")}]
-            if not any(m["role"] == "system" for m in out["prompt"]):
-                out["prompt"] = system + out["prompt"]
-        else:
-            out["prompt"] = str(out["prompt"] or "")
-    elif isinstance(out["chosen"], list) and isinstance(out["rejected"], list):
-        for key in ("chosen", "rejected"):  # the same system turn on both sides stays in the shared prompt
-            if not any(m["role"] == "system" for m in out[key]):
-                out[key] = system + out[key]
-    return out
-
-
-# ---- device ---------------------------------------------------------------------------------------
-def choose_precision(requested: str) -> str:
-    import torch
-
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:  # CPUs with native bf16 (AVX512-BF16 / AMX) train ~1.7x faster in bf16 than fp32
-        if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
-            return "bf16"
-    except AttributeError:
-        pass
-    return "fp32"
-
-
-def peak_memory() -> dict:
-    import torch
-
-    out = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak_cuda_bytes": None}
-    if torch.cuda.is_available():
-        out["peak_cuda_bytes"] = int(torch.cuda.max_memory_allocated())
-    return out
-
-
-# ---- progress -------------------------------------------------------------------------------------
-def progress_callback():
-    from transformers import TrainerCallback
-
-    class ProgressEvents(TrainerCallback):
-        """One structured event per logging step (step, total, loss, lr, tokens/s, eta, the method's metrics)."""
-
-        def __init__(self):
-            self.t0 = None
-            self.last_t = None
-            self.last_tokens = 0
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.t0 = self.last_t = time.time()
-            emit("status", message="training")
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs:
-                return
-            if "eval_loss" in logs and "loss" not in logs:  # an evaluation: its own event, progress unchanged
-                emit("eval", step=state.global_step, eval_loss=logs["eval_loss"],
-                     **{field: logs.get(f"eval_{key}") for key, field in METRICS.items()})
-                return
-            if "loss" not in logs or self.t0 is None:  # the end-of-training summary
-                return
-            now = time.time()
-            tokens = int(getattr(state, "num_input_tokens_seen", 0) or logs.get("num_tokens") or 0)
-            dt = max(now - self.last_t, 1e-6)
-            tps = (tokens - self.last_tokens) / dt if tokens else None
-            self.last_t, self.last_tokens = now, tokens
-            step, total = state.global_step, state.max_steps
-            elapsed = now - self.t0
-            eta = elapsed / step * (total - step) if step else None
-            emit("progress", step=step, total_steps=total, epoch=round(state.epoch or 0.0, 4), loss=logs.get("loss"),
-                 learning_rate=logs.get("learning_rate"), tokens_per_second=tps, eta_seconds=eta, time=now,
-                 **{field: logs.get(key) for key, field in METRICS.items()})
-
-    return ProgressEvents()
-
-
-# ---- model, samples, card ---------------------------------------------------------------------------
+# ---- model, card, evaluation ------------------------------------------------------------------------
 def load_scorer(cfg: dict, precision: str, on_gpu: bool, pad_token_id: int):
-    import torch
     from transformers import AutoModelForSequenceClassification
 
-    kwargs = {"dtype": torch.bfloat16 if (on_gpu and precision == "bf16") else (torch.float16 if precision == "fp16" else torch.float32)}
-    if cfg["peft"]["kind"] == "qlora":
-        if not on_gpu:
-            fail("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); use peft kind 'lora' on CPU")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    if on_gpu:  # straight onto this process's GPU (not through host RAM); needed for 4-bit loading
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    model = AutoModelForSequenceClassification.from_pretrained(cfg["model"], num_labels=1, **kwargs)
+    model = AutoModelForSequenceClassification.from_pretrained(cfg["model"], num_labels=1, **model_kwargs(cfg, precision, on_gpu))
     model.config.pad_token_id = pad_token_id  # the head reads the score at the last non-pad token
     return model
 
 
 def write_model_card(path: Path, cfg: dict, result: dict) -> None:
-    lines = [
-        "---", f"base_model: {cfg['model']}", "library_name: peft" if cfg["peft"]["kind"] != "none" else "library_name: transformers",
-        "tags: [tuneforge, trl, reward-model]", "---", "",
-        f"# {cfg.get('push_to_hub') or Path(cfg['output_dir']).name}", "",
-        f"A reward model trained from `{cfg['model']}` (TRL RewardTrainer, one-score sequence-classification head) "
-        f"by tuneforge {result.get('tuneforge_version') or ''}. It scores a conversation: higher is preferred.", "",
-        "| | |", "|---|---|",
-        f"| dataset | `{cfg['dataset']['path']}` |",
-        f"| method | reward model, {cfg['peft']['kind']} (r={cfg['peft']['r']}, alpha={cfg['peft']['alpha']}) |",
-        f"| learning rate | {cfg['train']['learning_rate']} |",
-        f"| epochs / max steps | {cfg['train']['epochs']} / {cfg['train'].get('max_steps')} |",
-        f"| max length | {cfg['max_length']} |",
-        f"| eval accuracy before -> after | {result.get('eval_accuracy_before')} -> {result.get('eval_accuracy_after')} |",
-        f"| eval loss before -> after | {result.get('eval_loss_before')} -> {result.get('eval_loss_after')} |",
-        f"| train loss | {result.get('train_loss')} |",
-        f"| tokens trained | {result.get('tokens_trained')} |",
-        f"| runtime | {result.get('runtime_seconds')} s |", "",
-    ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    pcfg = cfg["peft"]
+    write_card(path, cfg, result, tag="reward-model",
+               intro=f"A reward model trained from `{cfg['model']}` (TRL RewardTrainer, one-score sequence-classification head) "
+                     f"by tuneforge {result.get('tuneforge_version') or ''}. It scores a conversation: higher is preferred.",
+               method_rows=[f"| method | reward model, {pcfg['kind']} (r={pcfg['r']}, alpha={pcfg['alpha']}) |"],
+               metric_rows=[before_after("eval accuracy", result, "eval_accuracy"),
+                            before_after("eval loss", result, "eval_loss")])
 
 
 def evaluate_into(trainer, result: dict, when: str) -> None:
@@ -304,34 +83,29 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
     result[f"eval_margin_{when}"] = metrics.get("eval_margin")
 
 
+def progress_events():
+    return progress_callback(step_fields=lambda logs: metric_fields(logs, METRICS),
+                             eval_fields=lambda logs: {"eval_loss": logs["eval_loss"], **metric_fields(logs, METRICS, "eval_")})
+
+
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="tuneforge run config (JSON or YAML)")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config)
-    maybe_relaunch_distributed(cfg, sys.argv[1:] if argv is None else argv)
+    cfg = config_from_args(argv, __doc__)
+    maybe_relaunch_distributed(cfg, argv, __file__)
 
     t_start = time.time()
     emit("status", message="loading libraries")
     import torch
-    from peft import LoraConfig
-    from transformers import AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    seed = int(cfg.get("seed", 42))
-    random.seed(seed)
-    torch.manual_seed(seed)
+    seed = seed_everything(cfg)
     out_dir = Path(cfg["output_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, pcfg = cfg["train"], cfg["peft"]
     precision = choose_precision(tcfg.get("precision", "auto"))
     on_gpu = torch.cuda.is_available()
 
-    emit("status", message="loading tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(cfg["model"])
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(cfg)
 
     emit("status", message="loading data")
     train_raw, eval_raw = load_splits(cfg["dataset"], seed)
@@ -352,55 +126,11 @@ def main(argv: list[str] | None = None) -> int:
 
     emit("status", message="loading model")
     model = load_scorer(cfg, precision, on_gpu, tokenizer.pad_token_id)
-    peft_config = None
-    if pcfg["kind"] in ("lora", "qlora"):
-        peft_config = LoraConfig(r=int(pcfg["r"]), lora_alpha=int(pcfg["alpha"]), lora_dropout=float(pcfg["dropout"]),
-                                 target_modules=pcfg["target_modules"], task_type="SEQ_CLS")
-
-    grad_ckpt = tcfg.get("gradient_checkpointing")
-    if grad_ckpt is None:
-        grad_ckpt = on_gpu
-    save_steps = tcfg.get("save_steps")
-    report_to = ["trackio"] if os.environ.get("TUNEFORGE_NO_TRACKIO") != "1" else []
-    tr = cfg.get("trackio") or {}
-    reward_args = RewardConfig(
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=float(tcfg["epochs"]),
-        max_steps=int(tcfg["max_steps"]) if tcfg.get("max_steps") else -1,
-        per_device_train_batch_size=int(tcfg["per_device_batch_size"]),
-        per_device_eval_batch_size=int(tcfg["per_device_batch_size"]),
-        gradient_accumulation_steps=int(tcfg["gradient_accumulation_steps"]),
-        learning_rate=float(tcfg["learning_rate"]),
-        lr_scheduler_type=tcfg["lr_scheduler"],
-        warmup_steps=float(tcfg["warmup_ratio"]),  # a float in [0, 1) is a ratio of total steps
-        weight_decay=float(tcfg["weight_decay"]),
-        optim=tcfg.get("optimizer", "adamw_torch"),
-        logging_steps=int(tcfg["logging_steps"]),
-        save_strategy="steps" if save_steps else "epoch",
-        save_steps=int(save_steps) if save_steps else 500,
-        save_total_limit=int(tcfg.get("save_total_limit", 2)),
-        eval_strategy="steps" if (tcfg.get("eval_steps") and eval_ds is not None) else "no",
-        eval_steps=tcfg.get("eval_steps"),
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=bool(grad_ckpt),
-        max_length=int(cfg["max_length"]),
-        seed=seed,
-        report_to=report_to,
-        project=tr.get("project") or "tuneforge",
-        run_name=tr.get("run_name") or os.environ.get("TUNEFORGE_JOB_ID"),
-        trackio_space_id=tr.get("space_id"),
-        include_num_input_tokens_seen="non_padding",
-        push_to_hub=bool(cfg.get("push_to_hub")),
-        hub_model_id=cfg.get("push_to_hub"),
-        hub_strategy="every_save",
-        hub_private_repo=bool(cfg.get("hub_private", True)),
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not on_gpu,
-    )
+    peft_config = lora_config(pcfg, task_type="SEQ_CLS")
+    reward_args = RewardConfig(**trainer_args(cfg, out_dir, precision, on_gpu, eval_ds is not None, seed),
+                               max_length=int(cfg["max_length"]))
     trainer = RewardTrainer(model=model, args=reward_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[progress_callback()])
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[progress_events()])
 
     result: dict = {"base_model": cfg["model"], "method": METHOD, "peft": pcfg["kind"], "precision": precision,
                     "device": "cuda" if on_gpu else "cpu", "prompt_layout": layout,
@@ -409,61 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     result["rows_dropped_too_long"] = dropped
     if dropped:
         emit("status", message=f"warning: TRL dropped {dropped} training rows too long for max_length={cfg['max_length']}")
-    try:
-        from tuneforge import __version__ as tf_version  # present locally; absent in a bare cloud env
-    except Exception:  # noqa: BLE001
-        tf_version = None
-    result["tuneforge_version"] = tf_version
+    result["tuneforge_version"] = tuneforge_version()
     if cfg.get("eval_prompts"):
         emit("status", message="eval_prompts skipped: a reward model scores conversations, it does not answer prompts")
     if eval_ds is not None:
         evaluate_into(trainer, result, "before")
 
-    train_out = trainer.train()
-    result["train_loss"] = train_out.training_loss
-    result["steps"] = trainer.state.global_step
-    result["tokens_trained"] = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
-    result["train_runtime_seconds"] = train_out.metrics.get("train_runtime")
-    if result["train_runtime_seconds"]:
-        result["tokens_per_second"] = result["tokens_trained"] / result["train_runtime_seconds"]
-    result["log_history"] = [h for h in trainer.state.log_history if "loss" in h][-200:]
+    train_into(trainer, result)
 
     if eval_ds is not None:
         evaluate_into(trainer, result, "after")
-
-    emit("status", message="saving")
-    if peft_config is not None:
-        adapter_dir = out_dir / "adapter"
-        trainer.model.save_pretrained(adapter_dir)
-        tokenizer.save_pretrained(adapter_dir)
-        result["adapter_dir"] = str(adapter_dir)
-        if cfg.get("merge"):
-            merged = trainer.model.merge_and_unload()
-            merged_dir = out_dir / "merged"
-            merged.save_pretrained(merged_dir)
-            tokenizer.save_pretrained(merged_dir)
-            result["merged_dir"] = str(merged_dir)
-    else:
-        model_dir = out_dir / "model"
-        trainer.save_model(str(model_dir))
-        tokenizer.save_pretrained(model_dir)
-        result["model_dir"] = str(model_dir)
-
-    result["runtime_seconds"] = round(time.time() - t_start, 2)
-    result.update(peak_memory())
-    write_model_card(out_dir / "README.md", cfg, result)
-    if cfg.get("push_to_hub"):
-        emit("status", message=f"pushing to {cfg['push_to_hub']}")
-        trainer.push_to_hub()
-        from huggingface_hub import upload_file
-
-        upload_file(path_or_fileobj=str(out_dir / "README.md"), path_in_repo="README.md", repo_id=cfg["push_to_hub"])
-        result["hub_repo"] = cfg["push_to_hub"]
-    (out_dir / "result.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
-    # The same summary as an event, for backends that only see the log (cloud jobs).
-    emit("result", **{k: v for k, v in result.items() if k != "log_history"})
-    emit("status", message="done")
-    return 0
+    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_model_card)
 
 
 if __name__ == "__main__":

@@ -35,90 +35,22 @@ What it does:
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
 import os
-import random
-import resource
 import sys
 import time
 from pathlib import Path
 
-EVENT_PREFIX = "##tuneforge-event "  # must match tuneforge.progress.EVENT_PREFIX
-KNOWN_TOP_KEYS = {
-    "model", "dataset", "method", "peft", "train", "method_args", "max_length", "packing", "padding_free",
-    "assistant_only_loss", "system_prompt", "seed", "output_dir", "merge", "push_to_hub", "hub_private",
-    "trackio", "launch", "timeout_seconds", "eval_prompts", "max_new_tokens",
-}
-ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
-                "bot": "assistant", "system": "system", "tool": "tool"}
-DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
-def emit(kind: str, **fields) -> None:
-    """One machine-readable line; tuneforge status reads these exactly."""
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    print(EVENT_PREFIX + json.dumps({"type": kind, **fields}, default=float), flush=True)
-
-
-def fail(message: str) -> None:
-    emit("status", message=f"error: {message}")
-    print(f"ERROR: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
-
-
-# ---- config ---------------------------------------------------------------------------------------
-def load_config(path: str) -> dict:
-    text = Path(path).read_text(encoding="utf-8")
-    if path.endswith(".json"):
-        cfg = json.loads(text)
-    else:
-        import yaml
-
-        cfg = yaml.safe_load(text)
-    if not isinstance(cfg, dict):
-        fail(f"{path} does not hold a mapping")
-    unknown = set(cfg) - KNOWN_TOP_KEYS
-    if unknown:  # e.g. an `env:` block: never honoured
-        fail(f"unknown config keys {sorted(unknown)} in {path}")
-    return cfg
-
-
-def maybe_relaunch_distributed(cfg: dict, argv: list[str]) -> None:
-    """Multi-GPU flavors: run this same script under `accelerate launch`, one process per GPU."""
-    launch = cfg.get("launch") or {}
-    gpus = int(launch.get("gpus") or 1)
-    if gpus <= 1 or "LOCAL_RANK" in os.environ:
-        return
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), "--num_machines", "1"]
-    if launch.get("strategy") == "fsdp":
-        cmd += ["--use_fsdp", "--fsdp_sharding_strategy", "FULL_SHARD", "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
-                "--fsdp_state_dict_type", "SHARDED_STATE_DICT"]
-    else:
-        cmd += ["--multi_gpu"]
-    cmd += [os.path.abspath(__file__), *argv]
-    emit("status", message=f"launching {gpus} processes ({launch.get('strategy') or 'ddp'})")
-    os.execv(sys.executable, cmd)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
+from _common import (  # noqa: E402
+    EVENT_PREFIX, KNOWN_TOP_KEYS, ROLE_ALIASES,  # noqa: F401  (EVENT_PREFIX, KNOWN_TOP_KEYS: read by tests)
+    before_after, choose_precision, config_from_args, emit, end_of_turn_ids,
+    fail, lora_config, load_policy, load_splits, load_tokenizer, maybe_relaunch_distributed, progress_callback,
+    sample_answers, save_and_finish, seed_everything, train_into, trainer_args, tuneforge_version,
+)
+from _common import write_model_card as write_card  # noqa: E402
 
 
 # ---- data -----------------------------------------------------------------------------------------
-def load_rows(ref: str, split: str, subset: str | None):
-    from datasets import load_dataset
-
-    p = Path(ref)
-    if p.exists():
-        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.suffix.lower() in DATA_SUFFIXES)
-        if not files:
-            fail(f"no .jsonl/.json/.csv/.parquet files in {ref}")
-        kinds = {DATA_SUFFIXES.get(f.suffix.lower()) for f in files}
-        if None in kinds or len(kinds) != 1:
-            fail(f"{ref}: mixed or unsupported file types {sorted(f.suffix for f in files)}")
-        return load_dataset(kinds.pop(), data_files=[str(f) for f in files], split="train")
-    return load_dataset(ref, subset, split=split)
-
-
 def to_messages(row: dict, system_prompt: str | None) -> dict:
     """One row -> {"messages": [...]} or {"text": ...}. Alpaca and ShareGPT are converted here."""
     if "messages" in row and row["messages"]:
@@ -215,162 +147,38 @@ def tokenize_rows(dataset, tokenizer, max_length: int, assistant_only: bool, sys
     return out, stats
 
 
-# ---- device ---------------------------------------------------------------------------------------
-def choose_precision(requested: str) -> str:
-    import torch
-
-    if requested != "auto":
-        return requested
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:  # CPUs with native bf16 (AVX512-BF16 / AMX) train ~1.7x faster in bf16 than fp32
-        if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
-            return "bf16"
-    except AttributeError:
-        pass
-    return "fp32"
-
-
-def peak_memory() -> dict:
-    import torch
-
-    out = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak_cuda_bytes": None}
-    if torch.cuda.is_available():
-        out["peak_cuda_bytes"] = int(torch.cuda.max_memory_allocated())
-    return out
-
-
-# ---- progress -------------------------------------------------------------------------------------
-def progress_callback():
-    from transformers import TrainerCallback
-
-    class ProgressEvents(TrainerCallback):
-        """One structured event per logging step (step, total, loss, lr, tokens/s, eta)."""
-
-        def __init__(self):
-            self.t0 = None
-            self.last_t = None
-            self.last_tokens = 0
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.t0 = self.last_t = time.time()
-            emit("status", message="training")
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs or self.t0 is None:
-                return
-            if "eval_loss" in logs and "loss" not in logs:  # an evaluation: its own event, progress unchanged
-                emit("eval", step=state.global_step, eval_loss=logs["eval_loss"])
-                return
-            if "loss" not in logs:  # the end-of-training summary
-                return
-            now = time.time()
-            tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
-            dt = max(now - self.last_t, 1e-6)
-            tps = (tokens - self.last_tokens) / dt if tokens else None
-            self.last_t, self.last_tokens = now, tokens
-            step, total = state.global_step, state.max_steps
-            elapsed = now - self.t0
-            eta = elapsed / step * (total - step) if step else None
-            emit("progress", step=step, total_steps=total, epoch=round(state.epoch or 0.0, 4), loss=logs.get("loss"),
-                 learning_rate=logs.get("learning_rate"), tokens_per_second=tps, eta_seconds=eta, time=now)
-
-    return ProgressEvents()
-
-
-# ---- samples --------------------------------------------------------------------------------------
-def greedy_answers(model, tokenizer, prompts: list[str], system_prompt: str | None, max_new_tokens: int) -> list[str]:
-    import torch
-
-    answers = []
-    model.eval()
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # batched generation pads on the left
-    threads = torch.get_num_threads()
-    if model.device.type == "cpu":  # token-by-token decoding is latency-bound: one thread avoids OpenMP stalls
-        torch.set_num_threads(1)
-    try:
-        for start in range(0, len(prompts), 16):
-            texts = [tokenizer.apply_chat_template(
-                ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": p}],
-                tokenize=False, add_generation_prompt=True) for p in prompts[start:start + 16]]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-            with torch.no_grad():
-                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-            width = batch["input_ids"].shape[1]
-            answers += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
-    finally:
-        tokenizer.padding_side = side
-        torch.set_num_threads(threads)
-    return answers
-
-
+# ---- model card -------------------------------------------------------------------------------
 def write_model_card(path: Path, cfg: dict, result: dict) -> None:
-    lines = [
-        "---", f"base_model: {cfg['model']}", "library_name: peft" if cfg["peft"]["kind"] != "none" else "library_name: transformers",
-        "tags: [tuneforge, trl, sft]", "---", "",
-        f"# {cfg.get('push_to_hub') or Path(cfg['output_dir']).name}", "",
-        f"Fine-tuned from `{cfg['model']}` with supervised fine-tuning (TRL SFTTrainer) by tuneforge {result.get('tuneforge_version') or ''}.", "",
-        "| | |", "|---|---|",
-        f"| dataset | `{cfg['dataset']['path']}` |",
-        f"| method | sft, {cfg['peft']['kind']} (r={cfg['peft']['r']}, alpha={cfg['peft']['alpha']}) |",
-        f"| learning rate | {cfg['train']['learning_rate']} |",
-        f"| epochs / max steps | {cfg['train']['epochs']} / {cfg['train'].get('max_steps')} |",
-        f"| max length | {cfg['max_length']} |",
-        f"| eval loss before -> after | {result.get('eval_loss_before')} -> {result.get('eval_loss_after')} |",
-        f"| train loss | {result.get('train_loss')} |",
-        f"| tokens trained | {result.get('tokens_trained')} |",
-        f"| runtime | {result.get('runtime_seconds')} s |", "",
-    ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+    pcfg = cfg["peft"]
+    write_card(path, cfg, result, tag="sft",
+               intro=f"Fine-tuned from `{cfg['model']}` with supervised fine-tuning (TRL SFTTrainer) by tuneforge {result.get('tuneforge_version') or ''}.",
+               method_rows=[f"| method | sft, {pcfg['kind']} (r={pcfg['r']}, alpha={pcfg['alpha']}) |"],
+               metric_rows=[before_after("eval loss", result, "eval_loss")])
 
 
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", required=True, help="tuneforge run config (JSON or YAML)")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config)
-    maybe_relaunch_distributed(cfg, sys.argv[1:] if argv is None else argv)
+    cfg = config_from_args(argv, __doc__)
+    maybe_relaunch_distributed(cfg, argv, __file__)
 
     t_start = time.time()
     emit("status", message="loading libraries")
     import torch
     from datasets import DatasetDict  # noqa: F401  (import check)
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    seed = int(cfg.get("seed", 42))
-    random.seed(seed)
-    torch.manual_seed(seed)
+    seed = seed_everything(cfg)
     out_dir = Path(cfg["output_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, pcfg, dcfg = cfg["train"], cfg["peft"], cfg["dataset"]
     precision = choose_precision(tcfg.get("precision", "auto"))
     on_gpu = torch.cuda.is_available()
 
-    emit("status", message="loading tokenizer")
-    tokenizer = AutoTokenizer.from_pretrained(cfg["model"])
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    end_ids = set()
-    for tok in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>"):
-        tid = tokenizer.convert_tokens_to_ids(tok)
-        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
-            end_ids.add(tid)
+    tokenizer = load_tokenizer(cfg)
+    end_ids = end_of_turn_ids(tokenizer)
 
     emit("status", message="loading data")
-    train_raw = load_rows(dcfg["path"], dcfg.get("split") or "train", dcfg.get("subset"))
-    if dcfg.get("eval_path"):
-        eval_raw = load_rows(dcfg["eval_path"], dcfg.get("split") or "train", dcfg.get("subset"))
-    elif dcfg.get("eval_split"):
-        eval_raw = load_rows(dcfg["path"], dcfg["eval_split"], dcfg.get("subset"))
-    elif float(dcfg.get("eval_fraction") or 0) > 0 and len(train_raw) >= 10:
-        parts = train_raw.train_test_split(test_size=float(dcfg["eval_fraction"]), seed=seed)
-        train_raw, eval_raw = parts["train"], parts["test"]
-    else:
-        eval_raw = None
+    train_raw, eval_raw = load_splits(dcfg, seed, map_columns=False)  # column_map is applied row by row below
     column_map = dcfg.get("column_map") or {}
     max_length = int(cfg["max_length"])
     assistant_only = bool(cfg.get("assistant_only_loss", True))
@@ -390,146 +198,37 @@ def main(argv: list[str] | None = None) -> int:
                                "(chat template not prefix-preserving)")
 
     emit("status", message="loading model")
-    model_kwargs = {"dtype": torch.bfloat16 if (on_gpu and precision == "bf16") else (torch.float16 if precision == "fp16" else torch.float32)}
-    if pcfg["kind"] == "qlora":
-        if not on_gpu:
-            fail("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); use peft kind 'lora' on CPU")
-        from transformers import BitsAndBytesConfig
-
-        model_kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-    if on_gpu:  # straight onto this process's GPU (not through host RAM); needed for 4-bit loading
-        model_kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0))}
-    model = AutoModelForCausalLM.from_pretrained(cfg["model"], **model_kwargs)
-    if model.generation_config is not None and end_ids:
-        eos = model.generation_config.eos_token_id
-        eos = [eos] if isinstance(eos, int) else list(eos or [])
-        model.generation_config.eos_token_id = sorted(set(eos) | end_ids)
-
-    peft_config = None
-    if pcfg["kind"] in ("lora", "qlora"):
-        peft_config = LoraConfig(r=int(pcfg["r"]), lora_alpha=int(pcfg["alpha"]), lora_dropout=float(pcfg["dropout"]),
-                                 target_modules=pcfg["target_modules"], task_type="CAUSAL_LM")
-
-    grad_ckpt = tcfg.get("gradient_checkpointing")
-    if grad_ckpt is None:
-        grad_ckpt = on_gpu
-    save_steps = tcfg.get("save_steps")
-    report_to = ["trackio"] if os.environ.get("TUNEFORGE_NO_TRACKIO") != "1" else []
-    tr = cfg.get("trackio") or {}
+    model = load_policy(cfg, precision, on_gpu, end_ids)
+    peft_config = lora_config(pcfg)
     sft_args = SFTConfig(
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=float(tcfg["epochs"]),
-        max_steps=int(tcfg["max_steps"]) if tcfg.get("max_steps") else -1,
-        per_device_train_batch_size=int(tcfg["per_device_batch_size"]),
-        per_device_eval_batch_size=int(tcfg["per_device_batch_size"]),
-        gradient_accumulation_steps=int(tcfg["gradient_accumulation_steps"]),
-        learning_rate=float(tcfg["learning_rate"]),
-        lr_scheduler_type=tcfg["lr_scheduler"],
-        warmup_steps=float(tcfg["warmup_ratio"]),  # a float in [0, 1) is a ratio of total steps
-        weight_decay=float(tcfg["weight_decay"]),
-        optim=tcfg.get("optimizer", "adamw_torch"),
-        logging_steps=int(tcfg["logging_steps"]),
-        save_strategy="steps" if save_steps else "epoch",
-        save_steps=int(save_steps) if save_steps else 500,
-        save_total_limit=int(tcfg.get("save_total_limit", 2)),
-        eval_strategy="steps" if (tcfg.get("eval_steps") and eval_ds is not None) else "no",
-        eval_steps=tcfg.get("eval_steps"),
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
-        gradient_checkpointing=bool(grad_ckpt),
+        **trainer_args(cfg, out_dir, precision, on_gpu, eval_ds is not None, seed),
         max_length=max_length,
         packing=bool(cfg.get("packing")),
         padding_free=bool(cfg.get("padding_free")),
         assistant_only_loss=False,  # masks are computed above, from the model's own template
         completion_only_loss=False,
         dataset_text_field="text",
-        seed=seed,
-        report_to=report_to,
-        project=tr.get("project") or "tuneforge",
-        run_name=tr.get("run_name") or os.environ.get("TUNEFORGE_JOB_ID"),
-        trackio_space_id=tr.get("space_id"),
-        include_num_input_tokens_seen="non_padding",
-        push_to_hub=bool(cfg.get("push_to_hub")),
-        hub_model_id=cfg.get("push_to_hub"),
-        hub_strategy="every_save",
-        hub_private_repo=bool(cfg.get("hub_private", True)),
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        use_cpu=not on_gpu,
     )
     trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[progress_callback()])
+                         processing_class=tokenizer, peft_config=peft_config,
+                         callbacks=[progress_callback(eval_before_training=False)])
 
     result: dict = {"base_model": cfg["model"], "method": "sft", "peft": pcfg["kind"], "precision": precision,
                     "device": "cuda" if on_gpu else "cpu", "data": data_stats,
                     "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds is not None else 0}
-    try:
-        from tuneforge import __version__ as tf_version  # present locally; absent in a bare cloud env
-    except Exception:  # noqa: BLE001
-        tf_version = None
-    result["tuneforge_version"] = tf_version
-    prompts = list(cfg.get("eval_prompts") or [])
-    max_new = int(cfg.get("max_new_tokens", 96))
-    if prompts:
-        emit("status", message="answering held-out prompts (before)")
-        result["samples_before"] = greedy_answers(trainer.model, tokenizer, prompts, cfg.get("system_prompt"), max_new)
+    result["tuneforge_version"] = tuneforge_version()
+    sample_answers(trainer, tokenizer, cfg, result, "before")
     if eval_ds is not None:
         emit("status", message="evaluating (before)")
         result["eval_loss_before"] = trainer.evaluate()["eval_loss"]
 
-    train_out = trainer.train()
-    result["train_loss"] = train_out.training_loss
-    result["steps"] = trainer.state.global_step
-    result["tokens_trained"] = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
-    result["train_runtime_seconds"] = train_out.metrics.get("train_runtime")
-    if result["train_runtime_seconds"]:
-        result["tokens_per_second"] = result["tokens_trained"] / result["train_runtime_seconds"]
-    result["log_history"] = [h for h in trainer.state.log_history if "loss" in h][-200:]
+    train_into(trainer, result)
 
     if eval_ds is not None:
         emit("status", message="evaluating (after)")
         result["eval_loss_after"] = trainer.evaluate()["eval_loss"]
-    if prompts:
-        emit("status", message="answering held-out prompts (after)")
-        result["samples_after"] = greedy_answers(trainer.model, tokenizer, prompts, cfg.get("system_prompt"), max_new)
-        result["samples"] = [{"prompt": p, "before": b, "after": a}
-                             for p, b, a in zip(prompts, result.pop("samples_before"), result.pop("samples_after"))]
-
-    emit("status", message="saving")
-    if peft_config is not None:
-        adapter_dir = out_dir / "adapter"
-        trainer.model.save_pretrained(adapter_dir)
-        tokenizer.save_pretrained(adapter_dir)
-        result["adapter_dir"] = str(adapter_dir)
-        if cfg.get("merge"):
-            merged = trainer.model.merge_and_unload()
-            merged_dir = out_dir / "merged"
-            merged.save_pretrained(merged_dir)
-            tokenizer.save_pretrained(merged_dir)
-            result["merged_dir"] = str(merged_dir)
-    else:
-        model_dir = out_dir / "model"
-        trainer.save_model(str(model_dir))
-        tokenizer.save_pretrained(model_dir)
-        result["model_dir"] = str(model_dir)
-
-    result["runtime_seconds"] = round(time.time() - t_start, 2)
-    result.update(peak_memory())
-    write_model_card(out_dir / "README.md", cfg, result)
-    if cfg.get("push_to_hub"):
-        emit("status", message=f"pushing to {cfg['push_to_hub']}")
-        trainer.push_to_hub()
-        from huggingface_hub import upload_file
-
-        upload_file(path_or_fileobj=str(out_dir / "README.md"), path_in_repo="README.md", repo_id=cfg["push_to_hub"])
-        result["hub_repo"] = cfg["push_to_hub"]
-    (out_dir / "result.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
-    # The same summary as an event, for backends that only see the log (cloud jobs).
-    emit("result", **{k: v for k, v in result.items() if k != "log_history"})
-    emit("status", message="done")
-    return 0
+    sample_answers(trainer, tokenizer, cfg, result, "after")
+    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_model_card)
 
 
 if __name__ == "__main__":

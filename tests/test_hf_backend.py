@@ -104,8 +104,9 @@ def test_submit_ships_template_config_and_data_and_runs_uv_with_the_token_only_a
     assert hf["volumes"] == [{"type": "bucket", "source": f"{USER}/jobs-artifacts", "mountPath": "/data", "readOnly": True, "path": job.job_id}]
 
     files = hub.volume_files(job.backend_job_id)
-    assert set(files) == {"sft.py", "config.json", "dataset/train.jsonl"}
+    assert set(files) == {"sft.py", "_common.py", "config.json", "dataset/train.jsonl"}
     assert files["sft.py"] == template_path("sft").read_bytes()
+    assert files["_common.py"] == template_path("sft").with_name("_common.py").read_bytes()  # imported by the script
     assert files["dataset/train.jsonl"] == train_file.read_bytes()
     cloud = json.loads(files["config.json"])
     assert cloud["dataset"]["path"] == "/data/dataset/train.jsonl"

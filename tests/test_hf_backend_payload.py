@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from test_hf_backend import USER, hub, train_file  # noqa: F401  (fixtures)
 
+from tuneforge import paths
 from tuneforge.config import RunConfig
 from tuneforge.jobs.service import JobService
 
@@ -61,6 +62,8 @@ def test_the_exact_payload_an_hf_job_receives_trains_the_tiny_model_and_pushes(h
     assert cloud["model"] == "/data/model" and cloud["dataset"]["path"] == "/data/dataset/train.jsonl"
     (data / "config.json").write_text(json.dumps(rewrite(cloud, data)))
     assert (data / "model" / "model.safetensors").read_bytes() == (tiny_llama_dir / "model.safetensors").read_bytes()
+    # the template's shared helpers sit next to it in /data, as shipped
+    assert (data / "_common.py").read_bytes() == (paths.templates_dir() / "_common.py").read_bytes()
 
     workdir = tmp_path / "job-cwd"  # the container's working directory: outputs are relative to it
     workdir.mkdir()

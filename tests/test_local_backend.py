@@ -255,5 +255,5 @@ def test_jobs_commands_answer_in_json_and_unknown_ids_get_a_fix(tuneforge_cli, f
 def test_events_prefix_in_templates_matches_the_reader():
     from tuneforge import paths
 
-    text = paths.template_path("sft").read_text()
+    text = (paths.templates_dir() / "_common.py").read_text()
     assert f'EVENT_PREFIX = "{EVENT_PREFIX}"' in text

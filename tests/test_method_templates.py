@@ -225,6 +225,7 @@ def test_a_real_dpo_run_prefers_the_chosen_answers_against_the_adapter_disabled_
     assert (out / "checkpoints" / "checkpoint-4").is_dir()
     assert str(tiny_llama_dir) in (out / "README.md").read_text()
     assert (Path(done.job_dir) / "dpo.py").read_bytes() == paths.template_path("dpo").read_bytes()
+    assert (Path(done.job_dir) / "_common.py").read_bytes() == (paths.templates_dir() / "_common.py").read_bytes()
 
 
 @pytest.mark.slow

@@ -98,3 +98,4 @@ def test_a_real_lora_sft_run_lowers_the_loss_and_writes_every_output(tiny_llama_
     assert (out / "README.md").read_text().count(str(tiny_llama_dir)) >= 1
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint-")) == ["checkpoint-12", "checkpoint-6"]
     assert (Path(done.job_dir) / "sft.py").read_bytes() == paths.template_path("sft").read_bytes()
+    assert (Path(done.job_dir) / "_common.py").read_bytes() == (paths.templates_dir() / "_common.py").read_bytes()

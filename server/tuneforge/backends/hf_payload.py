@@ -102,4 +102,12 @@ def build_payload(job: Job, spec: JobSpec) -> Payload:
             payload.argv.append(f"{MOUNT}/{name}")
         else:
             payload.argv.append(arg)
+    # Other shipped files (a template's _common.py) land in /data next to the script, which imports them.
+    config_args = {arg for i, arg in enumerate(args) if i > 0 and args[i - 1] == "--config"}
+    for f in map(Path, spec.files):
+        if str(f) in config_args or not f.is_file() or payload.files.get(f.name) == f:
+            continue
+        if f.name in payload.files:
+            raise ConfigError(f"Two files would be uploaded as {f.name}.", "Rename one of them.")
+        payload.files[f.name] = f
     return payload

@@ -21,6 +21,7 @@ from .store import TERMINAL, Job, JobStore, new_job_id
 
 LOG_TAIL_DEFAULT = 20
 LOG_TAIL_MAX = 500
+TEMPLATE_COMMON = "_common.py"  # the training templates' shared helpers, shipped next to each one
 
 
 class JobStatus(BaseModel):
@@ -151,10 +152,16 @@ class JobService:
         # The script travels as a copy in the job folder: what ran is on record, the shipped template is never touched.
         script_copy = job_dir / script.name
         shutil.copyfile(script, script_copy)
+        files = [config_path]
+        # The helpers every training template imports (`from _common import ...`) travel next to it.
+        common = script.with_name(TEMPLATE_COMMON)
+        if common.is_file():
+            shutil.copyfile(common, job_dir / TEMPLATE_COMMON)
+            files.append(job_dir / TEMPLATE_COMMON)
         spec = JobSpec(
             script=script_copy,
             args=["--config", str(config_path)],
-            files=[config_path],
+            files=files,
             flavor=flavor,
             timeout_seconds=config.timeout_seconds,
             gpus=gpus,
