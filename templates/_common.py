@@ -85,6 +85,17 @@ def maybe_relaunch_distributed(cfg: dict, argv: list[str] | None, script: str) -
     os.execv(sys.executable, cmd)
 
 
+def begin(argv: list[str] | None, doc: str, script: str, check=None) -> tuple[dict, float]:
+    """The run config (checked by check(cfg) before anything slow), relaunched per GPU when asked: (cfg, start time)."""
+    cfg = config_from_args(argv, doc)
+    if check is not None:
+        check(cfg)
+    maybe_relaunch_distributed(cfg, argv, script)
+    t_start = time.time()
+    emit("status", message="loading libraries")
+    return cfg, t_start
+
+
 def seed_everything(cfg: dict) -> int:
     import torch
 
@@ -92,6 +103,16 @@ def seed_everything(cfg: dict) -> int:
     random.seed(seed)
     torch.manual_seed(seed)
     return seed
+
+
+def start_run(cfg: dict) -> tuple[int, Path, str, bool]:
+    """Seed, the output folder (created), the precision and whether a GPU trains: (seed, out_dir, precision, on_gpu)."""
+    import torch
+
+    seed = seed_everything(cfg)
+    out_dir = Path(cfg["output_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return seed, out_dir, choose_precision(cfg["train"].get("precision", "auto")), torch.cuda.is_available()
 
 
 def tuneforge_version() -> str | None:
@@ -146,6 +167,32 @@ def load_splits(dcfg: dict, seed: int, map_columns: bool = True):
     if evals is not None:
         evals = apply_column_map(evals, column_map) if len(evals) else None
     return train, evals
+
+
+def map_splits(fn, train, evals, tokenizer, cfg: dict, desc: str, remove_columns: bool = True):
+    """fn(row, chat, system_prompt) over the train and eval rows; chat: the model has a chat template."""
+    kwargs = {"fn_kwargs": {"chat": bool(getattr(tokenizer, "chat_template", None)), "system_prompt": cfg.get("system_prompt")},
+              "desc": desc}
+    train_ds = train.map(fn, remove_columns=train.column_names if remove_columns else None, **kwargs)
+    eval_ds = None
+    if evals is not None:
+        eval_ds = evals.map(fn, remove_columns=evals.column_names if remove_columns else None, **kwargs)
+    return train_ds, eval_ds
+
+
+def load_method_rows(fn, cfg: dict, tokenizer, seed: int, *, method: str, what: str, needs: str, desc: str,
+                noun: str = "rows", remove_columns: bool = True):
+    """load_splits, then fn over each row (map_splits); rows that do not fit the method stop the run with what it needs."""
+    emit("status", message="loading data")
+    train_raw, eval_raw = load_splits(cfg["dataset"], seed)
+    try:
+        train_ds, eval_ds = map_splits(fn, train_raw, eval_raw, tokenizer, cfg, desc, remove_columns)
+    except KeyError as exc:
+        fail(f"dataset rows do not fit {what}: {exc.args[0]}. {needs}; "
+             f"run `tuneforge validate --method {method}` on the data and use its column_map.")
+    if len(train_ds) == 0:
+        fail(f"no training {noun}; run `tuneforge validate --method {method}` on the data")
+    return train_ds, eval_ds
 
 
 def norm_messages(msgs: list) -> list[dict]:
@@ -364,6 +411,12 @@ def progress_callback(step_fields=None, eval_fields=None, eval_key: str = "eval_
     return ProgressEvents()
 
 
+def metrics_callback(metrics: dict):
+    """progress_callback whose events carry a method's METRICS (TRL log key -> event field), eval_loss on evaluations."""
+    return progress_callback(step_fields=lambda logs: metric_fields(logs, metrics),
+                             eval_fields=lambda logs: {"eval_loss": logs["eval_loss"], **metric_fields(logs, metrics, "eval_")})
+
+
 # ---- samples, card, result ------------------------------------------------------------------------
 def greedy_answers(model, tokenizer, prompts: list[str], system_prompt: str | None, max_new_tokens: int) -> list[str]:
     import torch
@@ -402,6 +455,34 @@ def sample_answers(trainer, tokenizer, cfg: dict, result: dict, when: str) -> No
         result["samples_before"] = answers
     else:
         result["samples"] = [{"prompt": p, "before": b, "after": a} for p, b, a in zip(prompts, result.pop("samples_before"), answers)]
+
+
+def note_dropped_rows(trainer, rows: int, result: dict, max_length) -> None:
+    """TRL drops rows that do not fit max_length: count them, and warn."""
+    dropped = rows - len(trainer.train_dataset)
+    result["rows_dropped_too_long"] = dropped
+    if dropped:
+        emit("status", message=f"warning: TRL dropped {dropped} training rows too long for max_length={max_length}")
+
+
+def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, result: dict, t_start: float, *,
+                     evaluate, has_eval: bool, write_card, answer_prompts: bool = True) -> int:
+    """Answers and evaluation before, training, evaluation and answers after, then save_and_finish."""
+    result["tuneforge_version"] = tuneforge_version()
+    if answer_prompts:
+        sample_answers(trainer, tokenizer, cfg, result, "before")
+    elif cfg.get("eval_prompts"):
+        emit("status", message="eval_prompts skipped: a reward model scores conversations, it does not answer prompts")
+    if has_eval:
+        evaluate(trainer, result, "before")
+
+    train_into(trainer, result)
+
+    if has_eval:
+        evaluate(trainer, result, "after")
+    if answer_prompts:
+        sample_answers(trainer, tokenizer, cfg, result, "after")
+    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_card)
 
 
 def train_into(trainer, result: dict) -> None:

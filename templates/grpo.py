@@ -42,15 +42,13 @@ import math
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
 from _common import (  # noqa: E402
     EVENT_PREFIX, KNOWN_TOP_KEYS,  # noqa: F401  (part of every template's surface)
-    before_after, choose_precision, config_from_args, emit, end_of_turn_ids, fail, load_policy, load_splits,
-    load_tokenizer, lora_config, maybe_relaunch_distributed, progress_callback, sample_answers,
-    save_and_finish, seed_everything, norm_messages, train_into, trainer_args, tuneforge_version,
+    before_after, begin, emit, end_of_turn_ids, fail, load_method_rows, load_policy, load_tokenizer, lora_config,
+    norm_messages, progress_callback, start_run, train_and_finish, trainer_args,
 )
 from _common import write_model_card as write_card  # noqa: E402
 
@@ -293,41 +291,23 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
 
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    cfg = config_from_args(argv, __doc__)
-    check_grpo_config(cfg)  # before the slow imports: a typo or a bad batch size fails at once
-    maybe_relaunch_distributed(cfg, argv, __file__)
-
-    t_start = time.time()
-    emit("status", message="loading libraries")
-    import torch
+    cfg, t_start = begin(argv, __doc__, __file__, check=check_grpo_config)  # a typo or a bad batch size fails at once
     from trl import GRPOConfig, GRPOTrainer
 
-    seed = seed_everything(cfg)
-    out_dir = Path(cfg["output_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    seed, out_dir, precision, on_gpu = start_run(cfg)
     tcfg, pcfg = cfg["train"], cfg["peft"]
     margs = cfg.get("method_args") or {}
     reward_names = list(margs.get("reward_functions") or [])
     num_gen = int(margs.get("num_generations", 4))
     max_completion = int(margs.get("max_completion_length", 128))
-    precision = choose_precision(tcfg.get("precision", "auto"))
-    on_gpu = torch.cuda.is_available()
 
     tokenizer = load_tokenizer(cfg)
     end_ids = end_of_turn_ids(tokenizer)
 
-    emit("status", message="loading data")
-    train_raw, eval_raw = load_splits(cfg["dataset"], seed)
-    chat = bool(getattr(tokenizer, "chat_template", None))
-    fn_kwargs = {"chat": chat, "system_prompt": cfg.get("system_prompt")}
-    try:
-        train_ds = train_raw.map(to_prompt, fn_kwargs=fn_kwargs, desc="prompts")
-        eval_ds = eval_raw.map(to_prompt, fn_kwargs=fn_kwargs, desc="prompts") if eval_raw is not None else None
-    except KeyError as exc:
-        fail(f"dataset rows do not fit GRPO: {exc.args[0]}. GRPO needs a prompt column (other columns feed the rewards); "
-             "run `tuneforge validate --method grpo` on the data and use its column_map.")
-    if len(train_ds) == 0:
-        fail("no training prompts; run `tuneforge validate --method grpo` on the data")
+    # the other columns stay: the reward functions read them
+    train_ds, eval_ds = load_method_rows(
+        to_prompt, cfg, tokenizer, seed, method="grpo", what="GRPO", desc="prompts", noun="prompts",
+        remove_columns=False, needs="GRPO needs a prompt column (other columns feed the rewards)")
     reward_funcs = build_rewards(reward_names, train_ds, max_completion)
     if eval_ds is not None and len(eval_ds) > EVAL_ROWS_MAX:
         eval_ds = eval_ds.select(range(EVAL_ROWS_MAX))
@@ -353,17 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                     "device": "cuda" if on_gpu else "cpu", "reward_functions": list(dict.fromkeys(reward_names)),
                     "num_generations": num_gen, "max_completion_length": max_completion, "kl_beta": 0.0,
                     "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds is not None else 0}
-    result["tuneforge_version"] = tuneforge_version()
-    sample_answers(trainer, tokenizer, cfg, result, "before")
-    if eval_ds is not None:
-        evaluate_into(trainer, result, "before")
-
-    train_into(trainer, result)
-
-    if eval_ds is not None:
-        evaluate_into(trainer, result, "after")
-    sample_answers(trainer, tokenizer, cfg, result, "after")
-    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_model_card)
+    return train_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, evaluate=evaluate_into,
+                            has_eval=eval_ds is not None, write_card=write_model_card)
 
 
 if __name__ == "__main__":

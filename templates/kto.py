@@ -37,15 +37,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
 from _common import (  # noqa: E402
     EVENT_PREFIX, KNOWN_TOP_KEYS,  # noqa: F401  (part of every template's surface)
-    before_after, choose_precision, config_from_args, emit, end_of_turn_ids, fail, load_policy, load_splits,
-    load_tokenizer, lora_config, maybe_relaunch_distributed, metric_fields, progress_callback, sample_answers,
-    save_and_finish, seed_everything, norm_messages, to_preference, train_into, trainer_args, tuneforge_version,
+    before_after, begin, emit, end_of_turn_ids, fail, load_method_rows, load_policy, load_tokenizer, lora_config,
+    metrics_callback, norm_messages, note_dropped_rows, start_run, to_preference, train_and_finish, trainer_args,
 )
 from _common import write_model_card as write_card  # noqa: E402
 
@@ -117,50 +115,28 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
     result[f"eval_kl_{when}"] = metrics.get("eval_kl")
 
 
-def progress_events():
-    return progress_callback(step_fields=lambda logs: metric_fields(logs, METRICS),
-                             eval_fields=lambda logs: {"eval_loss": logs["eval_loss"], **metric_fields(logs, METRICS, "eval_")})
+def check_kto_config(cfg: dict) -> None:
+    if int(cfg["train"]["per_device_batch_size"]) < 2:  # checked before the slow imports
+        fail("KTO needs per_device_batch_size >= 2 (its KL estimate pairs each row with another in the batch); "
+             "raise it, and lower gradient_accumulation_steps to keep the effective batch")
 
 
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    cfg = config_from_args(argv, __doc__)
-    if int(cfg["train"]["per_device_batch_size"]) < 2:  # checked before the slow imports
-        fail("KTO needs per_device_batch_size >= 2 (its KL estimate pairs each row with another in the batch); "
-             "raise it, and lower gradient_accumulation_steps to keep the effective batch")
-    maybe_relaunch_distributed(cfg, argv, __file__)
-
-    t_start = time.time()
-    emit("status", message="loading libraries")
-    import torch
+    cfg, t_start = begin(argv, __doc__, __file__, check=check_kto_config)
     from trl import KTOConfig, KTOTrainer
 
-    seed = seed_everything(cfg)
-    out_dir = Path(cfg["output_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tcfg, pcfg = cfg["train"], cfg["peft"]
+    seed, out_dir, precision, on_gpu = start_run(cfg)
+    pcfg = cfg["peft"]
     margs = cfg.get("method_args") or {}
     beta = float(margs.get("beta", 0.1))
-    precision = choose_precision(tcfg.get("precision", "auto"))
-    on_gpu = torch.cuda.is_available()
 
     tokenizer = load_tokenizer(cfg)
     end_ids = end_of_turn_ids(tokenizer)
 
-    emit("status", message="loading data")
-    train_raw, eval_raw = load_splits(cfg["dataset"], seed)
-    chat = bool(getattr(tokenizer, "chat_template", None))
-    fn_kwargs = {"chat": chat, "system_prompt": cfg.get("system_prompt")}
-    try:
-        train_ds = train_raw.map(to_unpaired, fn_kwargs=fn_kwargs, remove_columns=train_raw.column_names, desc="KTO rows")
-        eval_ds = None
-        if eval_raw is not None:
-            eval_ds = eval_raw.map(to_unpaired, fn_kwargs=fn_kwargs, remove_columns=eval_raw.column_names, desc="KTO rows")
-    except KeyError as exc:
-        fail(f"dataset rows do not fit KTO: {exc.args[0]}. KTO needs prompt/completion/label columns (or chosen/rejected "
-             "pairs); run `tuneforge validate --method kto` on the data and use its column_map.")
-    if len(train_ds) == 0:
-        fail("no training rows; run `tuneforge validate --method kto` on the data")
+    train_ds, eval_ds = load_method_rows(
+        to_unpaired, cfg, tokenizer, seed, method="kto", what="KTO", desc="KTO rows",
+        needs="KTO needs prompt/completion/label columns (or chosen/rejected pairs)")
     if "label" in train_ds.column_names:
         layout = "unpaired (prompt/completion/label)"
         n_good = int(sum(train_ds["label"]))
@@ -181,28 +157,16 @@ def main(argv: list[str] | None = None) -> int:
     # ref_model=None: with LoRA, TRL scores the reference by disabling the adapter (no second model copy);
     # a full fine-tune gets a frozen copy of the base.
     trainer = KTOTrainer(model=model, ref_model=None, args=kto_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[progress_events()])
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=[metrics_callback(METRICS)])
 
     result: dict = {"base_model": cfg["model"], "method": METHOD, "peft": pcfg["kind"], "precision": precision,
                     "device": "cuda" if on_gpu else "cpu", "beta": beta, "data_layout": layout,
                     "desirable_rows": n_good, "undesirable_rows": n_bad, "desirable_weight": w_good, "undesirable_weight": w_bad,
                     "reference_model": "base with adapter disabled" if peft_config is not None else "frozen copy of the base",
                     "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds is not None else 0}
-    dropped = n_good + n_bad - len(trainer.train_dataset)  # TRL drops rows that do not fit max_length
-    result["rows_dropped_too_long"] = dropped
-    if dropped:
-        emit("status", message=f"warning: TRL dropped {dropped} training rows too long for max_length={cfg['max_length']}")
-    result["tuneforge_version"] = tuneforge_version()
-    sample_answers(trainer, tokenizer, cfg, result, "before")
-    if eval_ds is not None:
-        evaluate_into(trainer, result, "before")
-
-    train_into(trainer, result)
-
-    if eval_ds is not None:
-        evaluate_into(trainer, result, "after")
-    sample_answers(trainer, tokenizer, cfg, result, "after")
-    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_model_card)
+    note_dropped_rows(trainer, n_good + n_bad, result, cfg["max_length"])
+    return train_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, evaluate=evaluate_into,
+                            has_eval=eval_ds is not None, write_card=write_model_card)
 
 
 if __name__ == "__main__":

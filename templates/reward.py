@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
 from _common import (  # noqa: E402
     EVENT_PREFIX, KNOWN_TOP_KEYS,  # noqa: F401  (part of every template's surface)
-    before_after, choose_precision, config_from_args, emit, fail, load_splits,
-    load_tokenizer, lora_config, maybe_relaunch_distributed, metric_fields, model_kwargs, progress_callback,
-    save_and_finish, seed_everything, to_preference, train_into, trainer_args, tuneforge_version,
+    before_after, begin, emit, load_method_rows, load_tokenizer, lora_config, metrics_callback, model_kwargs,
+    note_dropped_rows, start_run, to_preference, train_and_finish, trainer_args,
 )
 from _common import write_model_card as write_card  # noqa: E402
 
@@ -83,44 +81,19 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
     result[f"eval_margin_{when}"] = metrics.get("eval_margin")
 
 
-def progress_events():
-    return progress_callback(step_fields=lambda logs: metric_fields(logs, METRICS),
-                             eval_fields=lambda logs: {"eval_loss": logs["eval_loss"], **metric_fields(logs, METRICS, "eval_")})
-
-
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    cfg = config_from_args(argv, __doc__)
-    maybe_relaunch_distributed(cfg, argv, __file__)
-
-    t_start = time.time()
-    emit("status", message="loading libraries")
-    import torch
+    cfg, t_start = begin(argv, __doc__, __file__)
     from trl import RewardConfig, RewardTrainer
 
-    seed = seed_everything(cfg)
-    out_dir = Path(cfg["output_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tcfg, pcfg = cfg["train"], cfg["peft"]
-    precision = choose_precision(tcfg.get("precision", "auto"))
-    on_gpu = torch.cuda.is_available()
+    seed, out_dir, precision, on_gpu = start_run(cfg)
+    pcfg = cfg["peft"]
 
     tokenizer = load_tokenizer(cfg)
 
-    emit("status", message="loading data")
-    train_raw, eval_raw = load_splits(cfg["dataset"], seed)
-    chat = bool(getattr(tokenizer, "chat_template", None))
-    fn_kwargs = {"chat": chat, "system_prompt": cfg.get("system_prompt")}
-    try:
-        train_ds = train_raw.map(to_preference, fn_kwargs=fn_kwargs, remove_columns=train_raw.column_names, desc="preference rows")
-        eval_ds = None
-        if eval_raw is not None:
-            eval_ds = eval_raw.map(to_preference, fn_kwargs=fn_kwargs, remove_columns=eval_raw.column_names, desc="preference rows")
-    except KeyError as exc:
-        fail(f"dataset rows do not fit reward modelling: {exc.args[0]}. It needs chosen/rejected (and optionally prompt) columns; "
-             "run `tuneforge validate --method reward` on the data and use its column_map.")
-    if len(train_ds) == 0:
-        fail("no training rows; run `tuneforge validate --method reward` on the data")
+    train_ds, eval_ds = load_method_rows(
+        to_preference, cfg, tokenizer, seed, method="reward", what="reward modelling", desc="preference rows",
+        needs="It needs chosen/rejected (and optionally prompt) columns")
     layout = "explicit prompt" if "prompt" in train_ds.column_names else "implicit prompt (shared prefix of chosen/rejected)"
     emit("status", message=f"{len(train_ds)} preference pairs, {layout}")
 
@@ -130,26 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     reward_args = RewardConfig(**trainer_args(cfg, out_dir, precision, on_gpu, eval_ds is not None, seed),
                                max_length=int(cfg["max_length"]))
     trainer = RewardTrainer(model=model, args=reward_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config, callbacks=[progress_events()])
+                            processing_class=tokenizer, peft_config=peft_config, callbacks=[metrics_callback(METRICS)])
 
     result: dict = {"base_model": cfg["model"], "method": METHOD, "peft": pcfg["kind"], "precision": precision,
                     "device": "cuda" if on_gpu else "cpu", "prompt_layout": layout,
                     "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds is not None else 0}
-    dropped = len(train_ds) - len(trainer.train_dataset)  # TRL drops rows that do not fit max_length
-    result["rows_dropped_too_long"] = dropped
-    if dropped:
-        emit("status", message=f"warning: TRL dropped {dropped} training rows too long for max_length={cfg['max_length']}")
-    result["tuneforge_version"] = tuneforge_version()
-    if cfg.get("eval_prompts"):
-        emit("status", message="eval_prompts skipped: a reward model scores conversations, it does not answer prompts")
-    if eval_ds is not None:
-        evaluate_into(trainer, result, "before")
-
-    train_into(trainer, result)
-
-    if eval_ds is not None:
-        evaluate_into(trainer, result, "after")
-    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_model_card)
+    note_dropped_rows(trainer, len(train_ds), result, cfg["max_length"])
+    return train_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, evaluate=evaluate_into,
+                            has_eval=eval_ds is not None, write_card=write_model_card, answer_prompts=False)
 
 
 if __name__ == "__main__":

@@ -37,15 +37,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
 from _common import (  # noqa: E402
-    EVENT_PREFIX, KNOWN_TOP_KEYS, ROLE_ALIASES,  # noqa: F401  (EVENT_PREFIX, KNOWN_TOP_KEYS: read by tests)
-    before_after, choose_precision, config_from_args, emit, end_of_turn_ids,
-    fail, lora_config, load_policy, load_splits, load_tokenizer, maybe_relaunch_distributed, progress_callback,
-    sample_answers, save_and_finish, seed_everything, train_into, trainer_args, tuneforge_version,
+    EVENT_PREFIX, KNOWN_TOP_KEYS,  # noqa: F401  (part of every template's surface)
+    before_after, begin, emit, end_of_turn_ids, fail, load_policy, load_splits, load_tokenizer, lora_config,
+    progress_callback, ROLE_ALIASES, start_run, train_and_finish, trainer_args,
 )
 from _common import write_model_card as write_card  # noqa: E402
 
@@ -156,23 +154,19 @@ def write_model_card(path: Path, cfg: dict, result: dict) -> None:
                metric_rows=[before_after("eval loss", result, "eval_loss")])
 
 
+def evaluate_into(trainer, result: dict, when: str) -> None:
+    emit("status", message=f"evaluating ({when})")
+    result[f"eval_loss_{when}"] = trainer.evaluate()["eval_loss"]
+
+
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    cfg = config_from_args(argv, __doc__)
-    maybe_relaunch_distributed(cfg, argv, __file__)
-
-    t_start = time.time()
-    emit("status", message="loading libraries")
-    import torch
+    cfg, t_start = begin(argv, __doc__, __file__)
     from datasets import DatasetDict  # noqa: F401  (import check)
     from trl import SFTConfig, SFTTrainer
 
-    seed = seed_everything(cfg)
-    out_dir = Path(cfg["output_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tcfg, pcfg, dcfg = cfg["train"], cfg["peft"], cfg["dataset"]
-    precision = choose_precision(tcfg.get("precision", "auto"))
-    on_gpu = torch.cuda.is_available()
+    seed, out_dir, precision, on_gpu = start_run(cfg)
+    pcfg, dcfg = cfg["peft"], cfg["dataset"]
 
     tokenizer = load_tokenizer(cfg)
     end_ids = end_of_turn_ids(tokenizer)
@@ -216,19 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"base_model": cfg["model"], "method": "sft", "peft": pcfg["kind"], "precision": precision,
                     "device": "cuda" if on_gpu else "cpu", "data": data_stats,
                     "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds is not None else 0}
-    result["tuneforge_version"] = tuneforge_version()
-    sample_answers(trainer, tokenizer, cfg, result, "before")
-    if eval_ds is not None:
-        emit("status", message="evaluating (before)")
-        result["eval_loss_before"] = trainer.evaluate()["eval_loss"]
-
-    train_into(trainer, result)
-
-    if eval_ds is not None:
-        emit("status", message="evaluating (after)")
-        result["eval_loss_after"] = trainer.evaluate()["eval_loss"]
-    sample_answers(trainer, tokenizer, cfg, result, "after")
-    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_model_card)
+    return train_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, evaluate=evaluate_into,
+                            has_eval=eval_ds is not None, write_card=write_model_card)
 
 
 if __name__ == "__main__":
