@@ -3,7 +3,9 @@
 A template prints one line per event: the fixed prefix, a space, then one JSON object.
 `{"type": "progress", ...}` lines carry step, total_steps, epoch, loss, learning_rate,
 tokens_per_second and eta_seconds; `{"type": "status", "message": ...}` lines say what the script is
-doing (loading model, evaluating...). Any other line in a log is ignored here: no tqdm scraping.
+doing (loading model, evaluating...); `{"type": "eval", ...}` lines carry eval_loss; one
+`{"type": "result", ...}` line repeats result.json for backends that only see the log. Any other
+line in a log is ignored here: no tqdm scraping.
 
 The templates cannot import tuneforge (they run alone in the cloud), so they repeat the prefix; a test
 checks the two agree.
@@ -12,25 +14,9 @@ checks the two agree.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Iterable, NamedTuple
 
 EVENT_PREFIX = "##tuneforge-event "
-
-
-class ProgressEvent(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    step: int
-    total_steps: int | None = None
-    epoch: float | None = None
-    loss: float | None = None
-    learning_rate: float | None = None
-    tokens_per_second: float | None = None
-    eta_seconds: float | None = None
-    eval_loss: float | None = None
-    time: float | None = None
 
 
 def parse_event(line: str) -> dict[str, Any] | None:
@@ -45,19 +31,28 @@ def parse_event(line: str) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and "type" in obj else None
 
 
-def latest(lines: Iterable[str]) -> tuple[ProgressEvent | None, str | None]:
-    """The last progress event and the last status message among these lines."""
-    progress: ProgressEvent | None = None
+class LastEvents(NamedTuple):
+    """What a stretch of log says last: the latest progress event (without its type), status message and result."""
+
+    progress: dict[str, Any] | None
+    message: str | None
+    result: dict[str, Any] | None
+
+
+def last_events(lines: Iterable[str]) -> LastEvents:
+    """Reduce log lines to their last progress event, status message and result event."""
+    progress: dict[str, Any] | None = None
     message: str | None = None
+    result: dict[str, Any] | None = None
     for line in lines:
         ev = parse_event(line)
         if ev is None:
             continue
-        if ev["type"] == "progress":
-            try:
-                progress = ProgressEvent.model_validate({k: v for k, v in ev.items() if k != "type"})
-            except ValueError:
-                continue
-        elif ev["type"] == "status" and isinstance(ev.get("message"), str):
-            message = ev["message"]
-    return progress, message
+        body = {k: v for k, v in ev.items() if k != "type"}
+        if ev["type"] == "progress" and isinstance(body.get("step"), int):
+            progress = body
+        elif ev["type"] == "status" and isinstance(body.get("message"), str):
+            message = body["message"]
+        elif ev["type"] == "result":
+            result = body
+    return LastEvents(progress, message, result)

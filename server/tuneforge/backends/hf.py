@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError, TuneforgeError
 from ..jobs.store import TERMINAL, Job
-from ..progress import parse_event
+from ..progress import last_events
 from .base import JobSpec
 from .hf_errors import HubError, call, missing_token, scrub, translate
 from .hf_flavors import FLAVORS, check_launch
@@ -287,18 +287,7 @@ class HfJobsBackend:
         return f"the job failed on Hugging Face: {hub_message}" if hub_message else "the job failed on Hugging Face"
 
     def _from_events(self, job: Job, lines: list[str], stage: str) -> dict[str, Any]:
-        progress, message, result = None, None, None
-        for line in lines:
-            ev = parse_event(line)
-            if ev is None:
-                continue
-            body = {k: v for k, v in ev.items() if k != "type"}
-            if ev["type"] == "progress" and isinstance(body.get("step"), int):
-                progress = body
-            elif ev["type"] == "status" and isinstance(ev.get("message"), str):
-                message = ev["message"]
-            elif ev["type"] == "result":
-                result = body
+        progress, message, result = last_events(lines)
         changes: dict[str, Any] = {}
         if progress is not None:
             changes["progress"] = progress

@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import paths
 from ..config import format_duration
 from ..jobs.store import Job, JobStore
-from ..progress import parse_event
+from ..progress import last_events
 from .base import JobSpec
 from .local import SPEC_FILE, kill_group, tail_lines
 
@@ -131,15 +131,7 @@ class Supervisor:
         return 0
 
     def absorb(self, lines: list[str]) -> None:
-        progress, message = None, None
-        for line in lines:
-            ev = parse_event(line)
-            if ev is None:
-                continue
-            if ev["type"] == "progress":
-                progress = {k: v for k, v in ev.items() if k != "type"}
-            elif ev["type"] == "status" and isinstance(ev.get("message"), str):
-                message = ev["message"]
+        progress, message, _result = last_events(lines)  # the result arrives as result.json
         changes: dict[str, object] = {}
         if progress is not None:
             changes["progress"] = progress

@@ -7,7 +7,6 @@ backend; stages are Hugging Face Jobs' names.
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 import time
@@ -134,10 +133,6 @@ class JobStore:
                 raise
         return job
 
-    def delete(self, job_id: str) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-
     # ---- reads ------------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
         with self._connect() as con:
@@ -162,10 +157,3 @@ class JobStore:
         with self._connect() as con:
             rows = con.execute(query, args).fetchall()
         return [Job.model_validate_json(r[0]) for r in rows]
-
-    def find_by_label(self, key: str, value: str) -> list[Job]:
-        return [j for j in self.list(limit=10_000) if j.labels.get(key) == value]
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str)
