@@ -25,7 +25,7 @@ from tuneforge.errors import TuneforgeError
 from tuneforge.gguf import export_gguf
 from tuneforge.gguf import modelfile as mf
 from tuneforge.gguf import toolchain as tcm
-from tuneforge.jobs.store import Job, JobStore, new_job_id
+from tuneforge.records import Job, JobStore, new_job_id
 
 LLAMA3_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"

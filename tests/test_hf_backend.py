@@ -20,7 +20,7 @@ from tuneforge.backends.hf_errors import HubError
 from tuneforge.config import RunConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.jobs.service import JobService
-from tuneforge.jobs.store import JobStore
+from tuneforge.records import JobStore
 from tuneforge.paths import template_path
 
 USER = "alice"
@@ -145,7 +145,7 @@ def test_multi_gpu_flavor_runs_one_process_per_gpu_and_a_mismatched_launch_is_re
 
 
 def test_train_on_a_multi_gpu_flavor_launches_one_process_per_gpu(hub, train_file):
-    from tuneforge.training import start_training
+    from tuneforge.actions.train import start_training
 
     result = start_training(make_config(train_file), backend="hf", flavor="h200x4", skip_plan=True)
     job = JobStore().get(result.job_id)

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tuneforge.backends import JobSpec
+from tuneforge.records import JobSpec
 from tuneforge.jobs.service import JobService
 from tuneforge.progress import EVENT_PREFIX
 

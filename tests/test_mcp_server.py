@@ -18,7 +18,7 @@ import pytest
 from mcp_client import REPO, server_env, text_of, with_session
 
 from tuneforge.jobs.service import JobService, JobStatus
-from tuneforge.jobs.store import Job, JobStore
+from tuneforge.records import Job, JobStore
 from tuneforge.mcp_server import JobList, JobLogs, JobWait
 from tuneforge.setup_check import SetupReport
 
@@ -300,7 +300,7 @@ def _script(tmp_path: Path, name: str, code: str) -> Path:
 
 
 def test_waiting_for_a_running_job_sends_progress_notifications_until_it_completes(tmp_path: Path):
-    from tuneforge.backends.base import JobSpec
+    from tuneforge.records import JobSpec
 
     script = _script(tmp_path, "steps.py", """\
         import json, time
@@ -329,7 +329,7 @@ def test_waiting_for_a_running_job_sends_progress_notifications_until_it_complet
 
 
 def test_cancel_job_stops_a_running_local_job(tmp_path: Path):
-    from tuneforge.backends.base import JobSpec
+    from tuneforge.records import JobSpec
 
     started = tmp_path / "started"
     script = _script(tmp_path, "forever.py", f"""\

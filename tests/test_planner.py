@@ -429,7 +429,7 @@ def test_a_hub_dataset_that_cannot_be_read_offline_still_plans_memory_but_no_tim
 
 def test_train_refuses_a_config_that_cannot_fit_before_creating_a_job(tmp_path: Path, models: dict[str, str]) -> None:
     from tuneforge.jobs.service import JobService
-    from tuneforge.training import start_training
+    from tuneforge.actions.train import start_training
 
     data = write_chats(tmp_path / "d.jsonl", 50)
     config = RunConfig.from_dict({"model": models["Llama-3-70B"], "dataset": {"path": str(data)}, "peft": {"kind": "lora"},

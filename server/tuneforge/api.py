@@ -33,7 +33,7 @@ def plan(model: str, method: str = "sft", dataset: str | None = None, **options:
 
 def train(config: RunConfig | dict[str, Any], *, backend: str = "local", flavor: str | None = None) -> Any:
     """Submit a training job; returns at once with its id (a SubmitResult)."""
-    from .training import start_training
+    from .actions.train import start_training
 
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     return start_training(cfg, backend=backend, flavor=flavor)

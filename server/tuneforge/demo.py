@@ -111,7 +111,7 @@ def run_demo(*, steps: int = DEMO_STEPS, on_submitted: Callable[[str], None] | N
     """Prepare the model, train through the local backend, score before/after. Blocks until done."""
     from .jobs.service import JobService
     from .models_offline import ensure_smollm2
-    from .training import start_training
+    from .actions.train import start_training
 
     t0 = time.time()
     model_dir = ensure_smollm2()

@@ -25,12 +25,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__
 from .config import METHODS, RunConfig
-from .doctor.report import DatasetReport
+from .reports.dataset import DatasetReport
 from .errors import JobNotFound, TuneforgeError
-from .gguf.report import GGUFReport
+from .reports.gguf import GGUFReport
 from .jobs.service import LOG_TAIL_MAX, JobStatus, JobSummary, SubmitResult
-from .jobs.store import STAGES
-from .planner.schema import Plan
+from .types import STAGES
+from .reports.plan import Plan
 from .setup_check import SetupReport
 
 SERVER_NAME = "tuneforge"
@@ -281,7 +281,7 @@ def build_server() -> MCPServer:
                     "Call plan_training with backend='hf', show the user the flavor, hours and cost, ask them, "
                     "then call submit_training again with confirmed=true.",
                 )
-            from .training import start_training
+            from .actions.train import start_training
 
             result = start_training(run_config, backend=backend, flavor=flavor)
         where = f" and the URL {result.url}" if result.url else ""

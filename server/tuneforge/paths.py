@@ -7,14 +7,8 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import TuneforgeError
+from .types import METHOD_TEMPLATES, Method
 
-METHOD_TEMPLATES = {
-    "sft": "sft.py",
-    "dpo": "dpo.py",
-    "grpo": "grpo.py",
-    "reward": "reward.py",
-    "kto": "kto.py",
-}
 
 
 def home() -> Path:
@@ -44,19 +38,22 @@ def templates_dir() -> Path:
     return Path(str(resources.files("tuneforge.templates")))
 
 
-def template_path(method: str) -> Path:
+def template_path(method: Method | str) -> Path:
     """The static training script for a method."""
-    name = METHOD_TEMPLATES.get(method)
-    if name is None:
+    try:
+        name = METHOD_TEMPLATES[Method(method)]
+    except ValueError:
         raise TuneforgeError(
             f"Unknown training method {method!r}.",
-            f"Use one of: {', '.join(sorted(METHOD_TEMPLATES))}.",
-        )
+            f"Use one of: {', '.join(m.value for m in Method)}.",
+            code="config.unknown_method",
+        ) from None
     path = templates_dir() / name
     if not path.is_file():
         raise TuneforgeError(
-            f"The {method} template is not available in this version of tuneforge.",
-            f"Available methods: {', '.join(m for m, n in METHOD_TEMPLATES.items() if (path.parent / n).is_file())}.",
+            f"The {method} template {name} is missing from {path.parent}.",
+            "Reinstall tuneforge, or point TUNEFORGE_TEMPLATE_DIR at a folder holding every template.",
+            code="install.template_missing",
         )
     return path
 

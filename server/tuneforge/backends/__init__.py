@@ -1,5 +1,5 @@
 """Backends run a JobSpec somewhere: `local` (a detached process here) or `hf` (Hugging Face Jobs)."""
 
-from .base import BACKENDS, Backend, JobSpec, get_backend
+from .base import BACKENDS, Backend, get_backend
 
-__all__ = ["BACKENDS", "Backend", "JobSpec", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "get_backend"]

@@ -7,30 +7,12 @@ it returns changes that the job service writes through the job store.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
-
 from ..errors import TuneforgeError
-from ..jobs.store import Job
+from ..records import Job, JobSpec
 
 BACKENDS = {"local": "tuneforge.backends.local", "hf": "tuneforge.backends.hf"}
-
-
-class JobSpec(BaseModel):
-    """What to run: a static script and its arguments. The same for every backend."""
-
-    script: Path = Field(description="The template (or any script) to run.")
-    args: list[str] = Field(default_factory=list, description="Arguments after the script, e.g. ['--config', 'run.json'].")
-    files: list[Path] = Field(default_factory=list, description="Local files the script's arguments name (uploaded by cloud backends).")
-    dependencies: list[str] = Field(default_factory=list, description="Extra packages for cloud runs (PEP 723 covers the template's own).")
-    flavor: str | None = None
-    timeout_seconds: int | None = None
-    gpus: int = 1
-    distributed: str | None = None  # None | "ddp" | "fsdp"
-    env: dict[str, str] = Field(default_factory=dict, description="Non-secret environment for the run.")
-    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class Backend(Protocol):

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, TuneforgeError
-from ..jobs.store import TERMINAL, Job
+from ..records import Job
+from ..types import TERMINAL
 from ..progress import last_events
-from .base import JobSpec
+from ..records import JobSpec
 from .hf_errors import HubError, call, missing_token, scrub, translate
 from .hf_flavors import FLAVORS, check_launch
 from .hf_payload import MOUNT, build_payload

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..jobs.store import Job
-from .base import JobSpec
+from ..records import Job
+from ..records import JobSpec
 
 MOUNT = "/data"
 CLOUD_DIR = "cloud"  # in the job folder: the config exactly as uploaded

@@ -19,8 +19,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from ..jobs.store import Job
-from .base import JobSpec
+from ..records import Job
+from ..records import JobSpec
 
 SPEC_FILE = "spec.json"
 #: how long a fresh job may go without a supervisor pid before it is declared dead

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from .. import paths
 from ..config import format_duration
-from ..jobs.store import Job, JobStore
+from ..records import Job, JobStore
 from ..progress import last_events
-from .base import JobSpec
+from ..records import JobSpec
 from .local import SPEC_FILE, kill_group, tail_lines
 
 POLL_SECONDS = 0.25

@@ -10,7 +10,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from ..jobs.store import STAGES, Job
+from ..records import Job
+
+from ..types import STAGES
 from . import output
 
 STAGE_STYLE = {"SCHEDULING": "yellow", "RUNNING": "cyan", "COMPLETED": "green", "ERROR": "red", "CANCELED": "magenta"}

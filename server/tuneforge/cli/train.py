@@ -98,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training import start_training
+    from ..actions.train import start_training
 
     config = config_from_args(args)
     result = start_training(config, backend=args.backend, flavor=args.flavor)

@@ -9,7 +9,7 @@ Importing this package is light (no torch, transformers or datasets): the MCP se
 
 from typing import Any
 
-from .report import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
+from ..reports.dataset import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
 
 
 def __getattr__(name: str) -> Any:

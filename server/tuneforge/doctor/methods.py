@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from .columns import ColumnStats, describe_kind
-from .report import MethodVerdict
+from ..reports.dataset import MethodVerdict
 from .sketch import Tally
 
 TEXT = frozenset({"text"})

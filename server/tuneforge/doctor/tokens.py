@@ -16,7 +16,7 @@ from typing import Any
 from .counting import FastCounter, SeqCount, count_with_tokenizer
 from .methods import Fit
 from .reading import Record, Source
-from .report import Problem, TokenStats
+from ..reports.dataset import Problem, TokenStats
 from .sequences import Renderer, Seq, SkipRow, needs_template, row_sequences
 from .sketch import SAMPLE, Tally
 from .tokenizer import Tok, TokenizerSpec, load_tokenizer, tok_from_spec

@@ -15,7 +15,7 @@ from ..errors import TuneforgeError
 from .columns import MAX_COLUMNS, ColumnStats
 from .methods import METHOD_FOR_FORMAT, Evidence, Fit, judge
 from .reading import ReadError, Record, Source, open_source
-from .report import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
+from ..reports.dataset import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
 from .rows import FORMAT_WORDS, content_text, is_label, label_value, message_issues, row_format, value_kind
 from .sketch import SAMPLE, DuplicateSketch, Tally, find_pii, normalized
 

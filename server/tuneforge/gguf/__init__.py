@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from .report import GGUFReport
+    from ..reports.gguf import GGUFReport
 
 
 def export_gguf(model: str | None = None, *, quants: list[str] | str | None = None, out: str | None = None,

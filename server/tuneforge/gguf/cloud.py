@@ -81,14 +81,14 @@ def _cloud_ref(model: str | None, job_id: str | None, base: str | None, system_p
         if job.stage != "COMPLETED":
             raise TuneforgeError(f"Job {job_id} is {job.stage}, so it has no finished model to export.",
                                  f"Wait for it with `tuneforge jobs wait {job_id}`" if not job.terminal else "Export a job that COMPLETED.")
-        repo = job.config.get("push_to_hub")
+        repo = job.push_target
         if not repo:
             raise TuneforgeError(f"Job {job_id} pushed nothing to the Hub (no push_to_hub in its config).", "Pass the model's Hub id instead.")
-        trained_on = job.config.get("model")
+        trained_on = (job.config.model if job.config else None)
         if base is None and isinstance(trained_on, str) and HUB_ID.match(trained_on):
             base = trained_on
         if system_prompt is None:
-            system_prompt = job.config.get("system_prompt")
+            system_prompt = (job.config.system_prompt if job.config else None)
         return repo, base, system_prompt, job_id
     if not model:
         raise TuneforgeError("Nothing to export.", "Pass a Hub model id (owner/name) or --job ID of a finished hf training job.")
@@ -206,9 +206,10 @@ def submit_export(model: str | None = None, *, job_id: str | None = None, base: 
     """Submit the export of a Hub model (or a finished hf job's pushed model) as a Hugging Face job."""
     from .. import __version__
     from ..jobs.service import JobService
-    from ..jobs.store import new_job_id
+    from ..config.export import ExportConfig
+    from ..records import new_job_id
     from ..paths import jobs_dir, templates_dir
-    from ..backends.base import JobSpec
+    from ..records import JobSpec
     from .hub import REPO_ID
 
     quant_types = parse_quants(quants)
@@ -274,6 +275,8 @@ def submit_export(model: str | None = None, *, job_id: str | None = None, base: 
         "verify": {"prompts": PROMPTS, "max_new_tokens": MAX_NEW_TOKENS, "logit_tolerance": LOGIT_TOLERANCE},
         "timeout_seconds": timeout,
         "source_job": source_job,
+        "n_params_estimate": n_params,
+        "flavor_reason": choice.reason,
     }
     config_path = job_dir / "config.json"
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
@@ -295,8 +298,8 @@ def submit_export(model: str | None = None, *, job_id: str | None = None, base: 
     from ..backends.hf_flavors import price_for
 
     price = price_for(choice.flavor)
-    job = JobService().submit(spec, backend="hf", kind="gguf", config=config, price_per_hour=price, job_id=new_id, job_dir=job_dir,
-                              plan={"flavor": choice.model_dump(), "n_params_estimate": n_params})
+    job = JobService().submit(spec, backend="hf", kind="gguf", export=ExportConfig.model_validate(config), price_per_hour=price,
+                              job_id=new_id, job_dir=job_dir)
     hours = timeout / 3600
     return CloudExport(
         job_id=job.job_id, backend="hf", stage=job.stage, url=job.url, backend_job_id=job.backend_job_id, job_dir=job.job_dir,

@@ -24,7 +24,7 @@ from . import modelfile as mf
 from . import source as src
 from . import toolchain as tcm
 from .quants import MODELFILE_PREFERENCE, QUANTS, QuantType, estimate_bytes, parse_quants
-from .report import GGUFFile, GGUFReport
+from ..reports.gguf import GGUFFile, GGUFReport
 
 Progress = Callable[[int, int, str], None]
 

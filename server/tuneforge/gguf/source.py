@@ -182,7 +182,7 @@ def _from_job(job_id: str, *, base: str | None, system_prompt: str | None) -> So
         raise TuneforgeError(f"Job {job_id} is {job.stage}, so it has no finished model to export.",
                              f"Wait for it with `tuneforge jobs wait {job_id}`" if not job.terminal else "Export a job that COMPLETED.")
     result = job.outputs.get("result") or {}
-    out_dir = job.outputs.get("output_dir") or job.config.get("output_dir")
+    out_dir = job.outputs.get("output_dir") or (job.config.output_dir if job.config else None)
     candidates = [result.get("merged_dir"), result.get("model_dir"), result.get("adapter_dir")]
     if out_dir:
         candidates += [str(Path(out_dir) / sub) for sub in ("merged", "model", "adapter")]
@@ -190,9 +190,9 @@ def _from_job(job_id: str, *, base: str | None, system_prompt: str | None) -> So
     if folder is None:
         raise TuneforgeError(f"Job {job_id} finished but its model folder is missing (looked in {out_dir}).",
                              "The job's outputs may have been moved or deleted; pass the model folder directly.")
-    base_model = result.get("base_model") or job.config.get("model")
+    base_model = result.get("base_model") or (job.config.model if job.config else None)
     if system_prompt is None:
-        system_prompt = job.config.get("system_prompt")
+        system_prompt = (job.config.system_prompt if job.config else None)
     name = f"{_stem(str(base_model or 'model'))}-{job_id.rsplit('-', 1)[-1]}"
     return _from_dir(folder, base=base, name=name, system_prompt=system_prompt, job_id=job_id, base_model=base_model)
 

@@ -1,5 +1,1 @@
-"""Job records and the job service."""
-
-from .store import STAGES, TERMINAL, Job, JobStore, new_job_id
-
-__all__ = ["STAGES", "TERMINAL", "Job", "JobStore", "new_job_id"]
+"""The job service (core): submit, status, logs, cancel, wait, list, over the store and the backends."""

@@ -16,8 +16,11 @@ from pydantic import BaseModel, Field
 from .. import paths
 from ..backends.base import JobSpec, get_backend
 from ..config import RunConfig
+from ..config.export import ExportConfig
 from ..errors import TuneforgeError
-from .store import TERMINAL, Job, JobStore, new_job_id
+from ..records import Job, JobStore, new_job_id
+from ..reports.plan import Plan
+from ..types import TERMINAL, Method
 
 LOG_TAIL_DEFAULT = 20
 LOG_TAIL_MAX = 500
@@ -46,7 +49,7 @@ class JobStatus(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     log_tail: list[str] = Field(default_factory=list)
-    plan: dict[str, Any] | None = None
+    plan: Plan | None = None
 
 
 class JobSummary(BaseModel):
@@ -91,9 +94,10 @@ class JobService:
         *,
         backend: str = "local",
         kind: str = "train",
-        method: str | None = None,
-        config: dict[str, Any] | None = None,
-        plan: dict[str, Any] | None = None,
+        method: Method | None = None,
+        config: RunConfig | None = None,
+        export: ExportConfig | None = None,
+        plan: Plan | None = None,
         price_per_hour: float | None = None,
         job_id: str | None = None,
         job_dir: Path | None = None,
@@ -109,7 +113,8 @@ class JobService:
             kind=kind,
             method=method,
             job_dir=str(job_dir),
-            config=config or {},
+            config=config,
+            export=export,
             plan=plan,
             labels=dict(spec.labels),
             flavor=spec.flavor,
@@ -134,7 +139,7 @@ class JobService:
         config: RunConfig,
         *,
         backend: str = "local",
-        plan: dict[str, Any] | None = None,
+        plan: Plan | None = None,
         flavor: str | None = None,
         price_per_hour: float | None = None,
         gpus: int = 1,
@@ -173,7 +178,7 @@ class JobService:
             backend=backend,
             kind="train",
             method=config.method,
-            config=config.model_dump(mode="json"),
+            config=config,
             plan=plan,
             price_per_hour=price_per_hour,
             job_id=job_id,
@@ -295,7 +300,7 @@ def to_summary(job: Job) -> JobSummary:
         stage=job.stage,
         message=job.message,
         created_at=job.created_at,
-        model=job.config.get("model"),
+        model=job.config.model if job.config else (job.export.model if job.export else None),
         step=p.get("step"),
         total_steps=p.get("total_steps"),
     )

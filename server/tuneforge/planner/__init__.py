@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .memory import MemoryBreakdown
-from .schema import Alternative, Calibration, Plan
+from ..reports.plan import MemoryBreakdown
+from ..reports.plan import Alternative, Calibration, Plan
 
 _CORE = ("PlanRequest", "build_plan", "plan", "plan_for_config")
 

@@ -21,7 +21,7 @@ from .dataset_stats import dataset_stats, estimate_local
 from .hardware import local_machine
 from .memory import GiB, Workload, memory_breakdown
 from .model_source import resolve_architecture
-from .schema import Calibration, Plan
+from ..reports.plan import Calibration, Plan
 from .throughput import training_throughput
 
 CANARY_STEPS = 5
@@ -98,7 +98,7 @@ def calibrate(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS, timeou
         return plan
 
     from ..config import RunConfig
-    from ..training import start_training
+    from ..actions.train import start_training
 
     work_dir = paths.home() / "calibration" / time.strftime("%Y%m%d-%H%M%S")
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,10 @@ from ..errors import TuneforgeError
 from .architecture import Architecture, count_active_parameters, count_parameters
 from .dataset_stats import DatasetStats, dataset_stats
 from .hardware import Flavor, HardwareTable, LocalMachine, hardware_table, local_machine
-from .memory import MemoryBreakdown, Workload, memory_breakdown
+from ..reports.plan import MemoryBreakdown
+from .memory import Workload, memory_breakdown
 from .model_source import resolve_architecture
-from .schema import Alternative, Plan
+from ..reports.plan import Alternative, Plan
 from .throughput import generation_seconds, training_throughput
 
 LORA_ABOVE_PARAMS = 3e9

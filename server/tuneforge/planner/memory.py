@@ -26,6 +26,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..reports.plan import MemoryBreakdown
 from .architecture import Architecture, count_parameters, linear_parameters, lora_parameters
 
 GiB = 1024**3
@@ -82,21 +83,6 @@ class Workload(BaseModel):
         """Bytes per saved activation element: 16-bit on GPUs. On CPU, bf16 autocast over fp32 weights keeps the
         residual stream, norms and element-wise ops in fp32: 4 bytes fits the measurements (within 8%)."""
         return 2.0 if self.device == "cuda" and self.precision != "fp32" else 4.0
-
-
-class MemoryBreakdown(BaseModel):
-    """Peak memory per device, by component, in GiB."""
-
-    total: float
-    weights: float
-    lora: float
-    gradients: float
-    optimizer: float
-    activations: float
-    logits: float
-    reference_model: float
-    generation: float
-    runtime: float
 
 
 def sequences_per_step(w: Workload) -> tuple[int, int]:

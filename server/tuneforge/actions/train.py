@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from .config import RunConfig
-from .errors import MissingDependency, TuneforgeError
-from .jobs.service import JobService, SubmitResult
+from ..config import RunConfig
+from ..errors import MissingDependency, TuneforgeError
+from ..jobs.service import JobService, SubmitResult
 
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets")
 
@@ -22,7 +22,7 @@ def check_local_training_deps() -> None:
 def make_plan(config: RunConfig, backend: str, flavor: str | None) -> dict[str, Any] | None:
     """The planner's view of this run, or None when no planner is available. Raises when it cannot fit."""
     try:
-        from .planner import plan_for_config  # type: ignore[attr-defined]
+        from ..planner import plan_for_config  # type: ignore[attr-defined]
     except ImportError:
         return None
     plan = plan_for_config(config, backend=backend, flavor=flavor)
@@ -57,7 +57,7 @@ def start_training(
         if plan.get("timeout_seconds") and "timeout_seconds" not in config.model_fields_set:
             config = config.model_copy(update={"timeout_seconds": int(plan["timeout_seconds"])})
     if backend == "hf" and flavor and "launch" not in config.model_fields_set:
-        from .backends.hf_flavors import launch_for_flavor
+        from ..backends.hf_flavors import launch_for_flavor
 
         launch = launch_for_flavor(flavor, distributed, config.launch)
         config = config.model_copy(update={"launch": launch})

@@ -1,4 +1,4 @@
-"""The Plan: what `tuneforge plan` answers, what `train` records with every job."""
+"""The Plan (a leaf model: it imports nothing of tuneforge): what `tuneforge plan` answers, what `train` records with every job."""
 
 from __future__ import annotations
 
@@ -6,7 +6,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .memory import MemoryBreakdown
+
+
+class MemoryBreakdown(BaseModel):
+    """Peak memory per device, by component, in GiB."""
+
+    total: float
+    weights: float
+    lora: float
+    gradients: float
+    optimizer: float
+    activations: float
+    logits: float
+    reference_model: float
+    generation: float
+    runtime: float
 
 
 class Alternative(BaseModel):

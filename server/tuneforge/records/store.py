@@ -12,54 +12,12 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any, Iterator
 
 from .. import paths
 from ..errors import JobNotFound
-
-Stage = Literal["SCHEDULING", "RUNNING", "COMPLETED", "ERROR", "CANCELED"]
-STAGES: tuple[str, ...] = ("SCHEDULING", "RUNNING", "COMPLETED", "ERROR", "CANCELED")
-TERMINAL: frozenset[str] = frozenset({"COMPLETED", "ERROR", "CANCELED"})
-
-
-class Job(BaseModel):
-    """One training (or export) job, whatever runs it."""
-
-    job_id: str
-    backend: str
-    kind: str = "train"  # train | gguf | canary
-    method: str | None = None
-    stage: Stage = "SCHEDULING"
-    message: str = ""
-    backend_job_id: str | None = None
-    url: str | None = None
-    flavor: str | None = None
-    price_per_hour: float | None = None
-    job_dir: str
-    config: dict[str, Any] = Field(default_factory=dict)
-    plan: dict[str, Any] | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    created_at: float
-    started_at: float | None = None
-    finished_at: float | None = None
-    timeout_seconds: int | None = None
-    pid: int | None = None  # local backend: the job's supervisor process
-    pid_started: float | None = None  # its create time, to tell a reused pid apart
-    pgid: int | None = None  # local backend: the training process group
-    progress: dict[str, Any] | None = None
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def terminal(self) -> bool:
-        return self.stage in TERMINAL
-
-    @property
-    def log_path(self) -> Path:
-        return Path(self.job_dir) / "job.log"
-
+from .job import Job
+from ..types import STAGES, TERMINAL, Stage
 
 _COLUMNS = ("job_id", "backend", "stage", "created_at", "data")
 _SCHEMA = """

@@ -8,17 +8,16 @@ or in a path are checked: no leading '-', no control characters, no path tricks.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import ConfigError
 
-Method = Literal["sft", "dpo", "grpo", "kto", "reward"]
-METHODS: tuple[str, ...] = ("sft", "dpo", "grpo", "kto", "reward")
+from ..types import Method
+from .files import config_error, load_mapping
+
 
 # A Hub repo id: "name" or "owner/name"; letters, digits, '-', '_', '.'; no '..', no leading '-' or '.'.
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -185,7 +184,7 @@ class RunConfig(Strict):
 
     model: str = Field(description="Hub model id or local model directory.")
     dataset: DatasetSpec
-    method: Method = "sft"
+    method: Method = Method.SFT
     peft: PeftSpec = Field(default_factory=PeftSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
     method_args: MethodSpec = Field(default_factory=MethodSpec)
@@ -252,66 +251,3 @@ class RunConfig(Strict):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise config_error(exc, source) from None
-
-
-def load_mapping(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON config file into a dict, with errors that name the file and line."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"Config file {str(p)!r} does not exist.", "Check the path passed to --config.")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"Config file {p} is not UTF-8 text (byte {exc.start}).", "Save it as UTF-8 YAML or JSON.") from None
-    try:
-        data = yaml.safe_load(text) if p.suffix.lower() not in (".json",) else json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{p}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}.", "Fix the JSON syntax at that position.") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}.", "Fix the YAML syntax at that position.") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p} must hold a mapping of settings, not {type(data).__name__}.", "See `tuneforge train --help` for the keys.")
-    return data
-
-
-def config_error(exc: ValidationError, source: str) -> ConfigError:
-    """Turn pydantic's errors into one message naming each bad key and why."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{loc}: unknown key")
-        else:
-            lines.append(f"{loc}: {err['msg']}")
-    return ConfigError(
-        f"Invalid training config ({source}): " + "; ".join(lines),
-        "Fix or remove the keys named; `tuneforge train --help` lists the options.",
-        details={"errors": lines},
-    )
-
-
-def parse_duration(value: str | int) -> int:
-    """'90', '90s', '45m', '1h30m', '2h', '1d' -> seconds."""
-    if isinstance(value, int):
-        return value
-    text = str(value).strip().lower()
-    if text.isdigit():
-        return int(text)
-    m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
-    if not text or not m or not any(m.groups()):
-        raise ConfigError(f"Cannot read the duration {value!r}.", "Write it like 45m, 1h30m, 2h or a number of seconds.")
-    d, h, mi, s = (int(g) if g else 0 for g in m.groups())
-    return d * 86400 + h * 3600 + mi * 60 + s
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds -> '1h30m' / '45m' / '2h' (never '0h')."""
-    total_min = max(1, int(round(seconds / 60)))
-    h, m = divmod(total_min, 60)
-    if h and m:
-        return f"{h}h{m:02d}m"
-    return f"{h}h" if h else f"{m}m"

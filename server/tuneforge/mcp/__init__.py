@@ -1,0 +1,1 @@
+"""The MCP face: tuneforge as typed MCP tools (`tuneforge mcp`)."""

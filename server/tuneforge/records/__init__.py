@@ -1,0 +1,9 @@
+"""Records (a leaf package): the typed job record and spec, and the one store that owns job state.
+
+Every layer may read and write records through `JobStore`; the detached local supervisor does too.
+"""
+
+from .job import Job, JobSpec
+from .store import JobStore, new_job_id
+
+__all__ = ["Job", "JobSpec", "JobStore", "new_job_id"]

@@ -1,0 +1,82 @@
+"""Job records and job specs: the typed data every layer passes down (a leaf module).
+
+A `Job` is one record, whatever the backend; its training config and plan are kept typed. A `JobSpec`
+is what a backend runs: a static script, its arguments and the files they name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..config.export import ExportConfig
+from ..config.schema import RunConfig
+from ..reports.plan import Plan
+from ..types import TERMINAL, Method, Stage
+
+
+class JobSpec(BaseModel):
+    """What to run: a static script and its arguments. The same for every backend."""
+
+    script: Path = Field(description="The template (or any script) to run.")
+    args: list[str] = Field(default_factory=list, description="Arguments after the script, e.g. ['--config', 'run.json'].")
+    files: list[Path] = Field(default_factory=list, description="Local files the script's arguments name (uploaded by cloud backends).")
+    dependencies: list[str] = Field(default_factory=list, description="Extra packages for cloud runs (PEP 723 covers the template's own).")
+    flavor: str | None = None
+    timeout_seconds: int | None = None
+    gpus: int = 1
+    distributed: str | None = None  # None | "ddp" | "fsdp"
+    env: dict[str, str] = Field(default_factory=dict, description="Non-secret environment for the run.")
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Job(BaseModel):
+    """One training (or export) job, whatever runs it."""
+
+    job_id: str
+    backend: str
+    kind: str = "train"  # train | gguf | canary
+    method: Method | None = None
+    stage: Stage = Stage.SCHEDULING
+    message: str = ""
+    backend_job_id: str | None = None
+    url: str | None = None
+    flavor: str | None = None
+    price_per_hour: float | None = None
+    job_dir: str
+    config: RunConfig | None = Field(default=None, description="The training config (train and canary jobs).")
+    export: ExportConfig | None = Field(default=None, description="The export config (gguf jobs).")
+    plan: Plan | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    timeout_seconds: int | None = None
+    pid: int | None = None  # local backend: the job's supervisor process
+    pid_started: float | None = None  # its create time, to tell a reused pid apart
+    pgid: int | None = None  # local backend: the training process group
+    progress: dict[str, Any] | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.stage in TERMINAL
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self.job_dir) / "job.log"
+
+    @property
+    def push_target(self) -> str | None:
+        """The Hub repo this job pushes to, whatever its kind."""
+        if self.config is not None:
+            return self.config.push_to_hub
+        if self.export is not None:
+            return self.export.push_to_hub
+        return None
+
+
+__all__ = ["Job", "JobSpec"]
