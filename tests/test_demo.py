@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tuneforge.demo import parse_answer, score_answer, score_answers
+from tuneforge.actions.demo import parse_answer, score_answer, score_answers
 
 
 def test_answers_score_only_in_the_taught_format_with_the_right_team():

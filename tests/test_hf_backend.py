@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hf_emulator import HubEmulator
 
-from tuneforge.backends.hf_errors import HubError
+from tuneforge.backends.hf.errors import HubError
 from tuneforge.config import RunConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.jobs.service import JobService

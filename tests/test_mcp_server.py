@@ -20,7 +20,7 @@ from mcp_client import REPO, server_env, text_of, with_session
 from tuneforge.jobs.service import JobService, JobStatus
 from tuneforge.records import Job, JobStore
 from tuneforge.mcp_server import JobList, JobLogs, JobWait
-from tuneforge.setup_check import SetupReport
+from tuneforge.reports.setup import SetupReport
 
 DEMO = REPO / "server" / "tuneforge" / "data" / "demo" / "train.jsonl"
 READ_ONLY = {"check_setup", "validate_dataset", "plan_training", "job_status", "job_logs", "list_jobs", "wait_for_job"}
@@ -353,7 +353,7 @@ def test_cancel_job_stops_a_running_local_job(tmp_path: Path):
     assert JobStatus.model_validate(result.structured_content).stage == "CANCELED"
     pgid = JobStore().get(job.job_id).pgid
     assert pgid
-    from tuneforge.backends.local import group_alive
+    from tuneforge.backends.local.processes import group_alive
 
     deadline = time.monotonic() + 30
     while group_alive(pgid):

@@ -98,6 +98,6 @@ def test_offline_setup_never_calls_whoami(tuneforge_cli: list[str], tmp_path: Pa
 
 @pytest.mark.parametrize(("version", "build"), [("2.13.0+cpu", "cpu"), ("2.13.0+cu128", "cuda"), ("2.13.0+rocm6.4", "rocm")])
 def test_the_torch_build_is_read_from_its_version_tag(version: str, build: str):
-    from tuneforge.setup_check import _torch_build
+    from tuneforge.actions.setup import _torch_build
 
     assert _torch_build(version) == build

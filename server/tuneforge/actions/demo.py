@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from . import paths
-from .config import RunConfig
-from .errors import TuneforgeError
+from .. import paths
+from ..config import RunConfig
+from ..errors import TuneforgeError
 
 TEAMS = {"billing": "finance", "shipping": "logistics", "technical": "engineering", "account": "identity"}
 URGENCIES = {"high", "low"}
@@ -109,9 +109,9 @@ def demo_config(model_dir: str, steps: int = DEMO_STEPS) -> RunConfig:
 def run_demo(*, steps: int = DEMO_STEPS, on_submitted: Callable[[str], None] | None = None,
              follow: Callable[[str], Any] | None = None) -> DemoResult:
     """Prepare the model, train through the local backend, score before/after. Blocks until done."""
-    from .jobs.service import JobService
-    from .models_offline import ensure_smollm2
-    from .actions.train import start_training
+    from ..jobs.service import JobService
+    from ..models_offline import ensure_smollm2
+    from .train import start_training
 
     t0 = time.time()
     model_dir = ensure_smollm2()
@@ -127,6 +127,7 @@ def run_demo(*, steps: int = DEMO_STEPS, on_submitted: Callable[[str], None] | N
         raise TuneforgeError(
             f"The demo job {job.job_id} ended {job.stage}: {job.message}.\n{tail}",
             f"See the whole log with `tuneforge jobs logs {job.job_id} --all`.",
+            code="demo.job_failed",
         )
     result = (job.outputs or {}).get("result") or {}
     heldout = json.loads(paths.data_path("demo", "heldout.json").read_text(encoding="utf-8"))

@@ -1,13 +1,20 @@
-"""Starting a training run: config + plan + backend -> a job. Shared by the CLI, MCP and Python API."""
+"""Starting a training run: config + plan + backend -> a job. Shared by the CLI, MCP and the Python API.
+
+The plan is made once, here, and the job runs under it: its flavor, its launch (GPUs and strategy), its
+price and its timeout. Backends receive the result and do not work any of it out again.
+"""
 
 from __future__ import annotations
 
 import importlib.util
-from typing import Any
 
+from ..backends.hf_flavors import check_launch, gpus_for, launch_for_flavor, price_for
 from ..config import RunConfig
-from ..errors import MissingDependency, TuneforgeError
+from ..errors import ConfigError, MissingDependency
 from ..jobs.service import JobService, SubmitResult
+from ..planner import plan_for_config
+from ..reports.plan import Plan
+from ..types import BackendName
 
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets")
 
@@ -19,14 +26,30 @@ def check_local_training_deps() -> None:
             raise MissingDependency(pkg, "train")
 
 
-def make_plan(config: RunConfig, backend: str, flavor: str | None) -> dict[str, Any] | None:
-    """The planner's view of this run, or None when no planner is available. Raises when it cannot fit."""
-    try:
-        from ..planner import plan_for_config  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    plan = plan_for_config(config, backend=backend, flavor=flavor)
-    return plan.model_dump(mode="json") if hasattr(plan, "model_dump") else dict(plan)
+def require_push_target(config: RunConfig, backend: str) -> None:
+    """A cloud run needs somewhere to push: the machine and its disk are deleted when the job ends."""
+    if backend != BackendName.LOCAL and not config.push_to_hub:
+        raise ConfigError(
+            "A Hugging Face Jobs run needs somewhere to push: the cloud machine is deleted when the job ends.",
+            "Add --push-to your-name/model-name (a model repo you can write to).",
+            code="config.push_target_required",
+            details={"field": "push_to_hub"},
+        )
+
+
+def resolve_launch(config: RunConfig, backend: str, flavor: str | None, plan: Plan | None) -> RunConfig:
+    """The config the job runs with: the plan's timeout unless one was given, the flavor's launch on hf."""
+    if plan is not None and plan.timeout_seconds and "timeout_seconds" not in config.model_fields_set:
+        config = config.model_copy(update={"timeout_seconds": plan.timeout_seconds})
+    if backend != BackendName.HF or not flavor:
+        return config
+    distributed = plan.distributed if plan is not None else None
+    if "launch" in config.model_fields_set:
+        gpus = gpus_for(flavor)
+        if gpus is not None:
+            check_launch(config.launch.model_dump(), flavor, gpus, distributed)
+        return config
+    return config.model_copy(update={"launch": launch_for_flavor(flavor, distributed, config.launch)})
 
 
 def start_training(
@@ -39,34 +62,21 @@ def start_training(
 ) -> SubmitResult:
     service = service or JobService()
     warnings: list[str] = []
-    if backend == "local":
+    if backend == BackendName.LOCAL:
         check_local_training_deps()
-    if backend == "hf" and not config.push_to_hub:
-        raise TuneforgeError(
-            "A Hugging Face Jobs run needs somewhere to push: the cloud machine is deleted when the job ends.",
-            "Add --push-to your-name/model-name (a model repo you can write to).",
-        )
-    plan = None if skip_plan else make_plan(config, backend, flavor)
-    gpus, distributed, price = 1, None, None
-    if plan:
-        flavor = flavor or plan.get("flavor")
-        gpus = int(plan.get("gpus") or 1)
-        distributed = plan.get("distributed")
-        price = plan.get("price_per_hour")
-        warnings.extend(plan.get("warnings") or [])
-        if plan.get("timeout_seconds") and "timeout_seconds" not in config.model_fields_set:
-            config = config.model_copy(update={"timeout_seconds": int(plan["timeout_seconds"])})
-    if backend == "hf" and flavor and "launch" not in config.model_fields_set:
-        from ..backends.hf_flavors import launch_for_flavor
-
-        launch = launch_for_flavor(flavor, distributed, config.launch)
-        config = config.model_copy(update={"launch": launch})
-        gpus = launch.gpus
-    if backend == "hf" and plan is None:
+    require_push_target(config, backend)
+    plan = None if skip_plan else plan_for_config(config, backend=backend, flavor=flavor)
+    if plan is not None:
+        flavor = flavor or plan.flavor
+        warnings.extend(plan.warnings)
+    elif backend == BackendName.HF:
         warnings.append("No plan was made (model info unavailable): flavor and timeout are used as given, "
                         "with no time or cost estimate.")
+    config = resolve_launch(config, backend, flavor, plan)
+    price = plan.price_per_hour if plan is not None else (price_for(flavor) if flavor else None)
     job = service.submit_training(
-        config, backend=backend, plan=plan, flavor=flavor, price_per_hour=price, gpus=gpus, distributed=distributed
+        config, backend=backend, plan=plan, flavor=flavor, price_per_hour=price, gpus=config.launch.gpus,
+        distributed=plan.distributed if plan is not None else None,
     )
     return SubmitResult(
         job_id=job.job_id,
@@ -75,11 +85,11 @@ def start_training(
         url=job.url,
         backend_job_id=job.backend_job_id,
         job_dir=job.job_dir,
-        output_dir=job.config.get("output_dir"),
+        output_dir=job.config.output_dir if job.config else None,
         flavor=job.flavor,
         timeout_seconds=job.timeout_seconds,
-        estimated_hours=(plan or {}).get("hours"),
-        estimated_cost_usd=(plan or {}).get("cost_usd"),
+        estimated_hours=plan.hours if plan is not None else None,
+        estimated_cost_usd=plan.cost_usd if plan is not None else None,
         warnings=warnings,
         next=f"tuneforge jobs status {job.job_id}  (or: tuneforge jobs wait {job.job_id})",
     )

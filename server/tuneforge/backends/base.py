@@ -11,8 +11,10 @@ from typing import Any, Protocol
 
 from ..errors import TuneforgeError
 from ..records import Job, JobSpec
+from ..types import BackendName
 
-BACKENDS = {"local": "tuneforge.backends.local", "hf": "tuneforge.backends.hf"}
+#: backend name -> the module whose create_backend() makes it (imported on first use: hf pulls huggingface_hub)
+BACKENDS: dict[str, str] = {b.value: f"tuneforge.backends.{b.value}" for b in BackendName}
 
 
 class Backend(Protocol):
@@ -34,11 +36,5 @@ class Backend(Protocol):
 def get_backend(name: str) -> Backend:
     module_name = BACKENDS.get(name)
     if module_name is None:
-        raise TuneforgeError(f"Unknown backend {name!r}.", f"Use one of: {', '.join(BACKENDS)}.")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise TuneforgeError(f"The {name!r} backend is not available in this version.", "Use --backend local.") from None
-        raise
-    return module.create_backend()
+        raise TuneforgeError(f"Unknown backend {name!r}.", f"Use one of: {', '.join(BACKENDS)}.", code="config.unknown_backend")
+    return importlib.import_module(module_name).create_backend()

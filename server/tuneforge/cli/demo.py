@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import DEMO_STEPS, run_demo
+    from ..actions.demo import DEMO_STEPS, run_demo
     from .jobs import follow_job
 
     steps = args.steps or DEMO_STEPS

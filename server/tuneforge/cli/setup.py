@@ -61,7 +61,7 @@ def render(r: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..setup_check import check_setup
+    from ..actions.setup import check_setup
 
     report = check_setup(online=args.online)
     output.emit(args, report, render)

@@ -16,7 +16,8 @@ def parse_duration(value: str | int) -> int:
         return int(text)
     m = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
     if not text or not m or not any(m.groups()):
-        raise ConfigError(f"Cannot read the duration {value!r}.", "Write it like 45m, 1h30m, 2h or a number of seconds.")
+        raise ConfigError(f"Cannot read the duration {value!r}.", "Write it like 45m, 1h30m, 2h or a number of seconds.",
+                          code="config.bad_duration")
     d, h, mi, s = (int(g) if g else 0 for g in m.groups())
     return d * 86400 + h * 3600 + mi * 60 + s
 

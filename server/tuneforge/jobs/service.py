@@ -6,7 +6,6 @@ backend refresh the record, so a dead local process or a finished cloud job show
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,17 +13,17 @@ from typing import Any, Callable
 from pydantic import BaseModel, Field
 
 from .. import paths
-from ..backends.base import JobSpec, get_backend
+from ..backends.base import Backend, get_backend
 from ..config import RunConfig
 from ..config.export import ExportConfig
 from ..errors import TuneforgeError
-from ..records import Job, JobStore, new_job_id
+from ..records import Job, JobSpec, JobStore, new_job_id
 from ..reports.plan import Plan
 from ..types import TERMINAL, Method
+from .workspace import job_folder, stage_template
 
 LOG_TAIL_DEFAULT = 20
 LOG_TAIL_MAX = 500
-TEMPLATE_COMMON = "_common.py"  # the training templates' shared helpers, shipped next to each one
 
 
 class JobStatus(BaseModel):
@@ -86,6 +85,13 @@ class SubmitResult(BaseModel):
 class JobService:
     def __init__(self, store: JobStore | None = None):
         self.store = store or JobStore()
+        self._backends: dict[str, Backend] = {}
+
+    def backend(self, name: str) -> Backend:
+        """The backend of that name, one instance per service (a status call's refresh and log read share it)."""
+        if name not in self._backends:
+            self._backends[name] = get_backend(name)
+        return self._backends[name]
 
     # ---- submit -----------------------------------------------------------------------------------
     def submit(
@@ -103,10 +109,9 @@ class JobService:
         job_dir: Path | None = None,
     ) -> Job:
         """Create the record, hand the spec to the backend, record what it answered."""
-        impl = get_backend(backend)
+        impl = self.backend(backend)
         job_id = job_id or new_job_id()
-        job_dir = job_dir or paths.jobs_dir() / job_id
-        job_dir.mkdir(parents=True, exist_ok=True)
+        job_dir = job_dir or job_folder(job_id)
         job = Job(
             job_id=job_id,
             backend=backend,
@@ -147,26 +152,16 @@ class JobService:
         labels: dict[str, str] | None = None,
     ) -> Job:
         """Write the config next to the job and submit the method's static template with it."""
-        script = paths.template_path(config.method)
         job_id = new_job_id()
-        job_dir = paths.jobs_dir() / job_id
-        job_dir.mkdir(parents=True, exist_ok=True)
+        job_dir = job_folder(job_id)
         if backend == "local" and not Path(config.output_dir).is_absolute():
             config = config.model_copy(update={"output_dir": str(job_dir / config.output_dir)})
         config_path = config.write(job_dir / "config.json")
-        # The script travels as a copy in the job folder: what ran is on record, the shipped template is never touched.
-        script_copy = job_dir / script.name
-        shutil.copyfile(script, script_copy)
-        files = [config_path]
-        # The helpers every training template imports (`from _common import ...`) travel next to it.
-        common = script.with_name(TEMPLATE_COMMON)
-        if common.is_file():
-            shutil.copyfile(common, job_dir / TEMPLATE_COMMON)
-            files.append(job_dir / TEMPLATE_COMMON)
+        script, helpers = stage_template(paths.template_path(config.method), job_dir)
         spec = JobSpec(
-            script=script_copy,
+            script=script,
             args=["--config", str(config_path)],
-            files=files,
+            files=[config_path, *helpers],
             flavor=flavor,
             timeout_seconds=config.timeout_seconds,
             gpus=gpus,
@@ -190,7 +185,7 @@ class JobService:
         job = self.store.get(job_id)
         if job.terminal:
             return job
-        changes = get_backend(job.backend).refresh(job)
+        changes = self.backend(job.backend).refresh(job)
         if changes:
             return self.store.update(job_id, only_if_active=True, **changes) or self.store.get(job_id)
         return job
@@ -204,7 +199,7 @@ class JobService:
         job = job or self.store.get(job_id)
         if tail is not None:
             tail = max(0, min(int(tail), LOG_TAIL_MAX))
-        return get_backend(job.backend).logs(job, tail)
+        return self.backend(job.backend).logs(job, tail)
 
     def list(self, *, limit: int = 20, stage: str | None = None, refresh: bool = True) -> list[JobSummary]:
         jobs = self.store.list(limit=limit, stage=stage)
@@ -221,7 +216,7 @@ class JobService:
         if canceled is None:  # it ended meanwhile
             return self.store.get(job_id)
         try:
-            changes = get_backend(job.backend).cancel(canceled)
+            changes = self.backend(job.backend).cancel(canceled)
         except TuneforgeError:
             # The backend refused (e.g. the Hub said no): put the record back so the cancel can be retried,
             # rather than claim CANCELED while the work goes on running (and billing).
@@ -251,6 +246,7 @@ class JobService:
                 raise TuneforgeError(
                     f"Job {job_id} is still {job.stage} after waiting {timeout:.0f} s.",
                     f"It keeps running: check it later with `tuneforge jobs status {job_id}`.",
+                    code="job.wait_timeout",
                 )
             time.sleep(poll_seconds)
 

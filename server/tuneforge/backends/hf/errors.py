@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Callable, TypeVar
 
-from ..errors import TuneforgeError
+from ...errors import TuneforgeError
 
 T = TypeVar("T")
 
@@ -27,8 +27,10 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 class HubError(TuneforgeError):
     """A Hugging Face request failed; `status` is the HTTP status (None: no answer)."""
 
-    def __init__(self, message: str, fix: str | None = None, *, status: int | None = None, retryable: bool = False):
-        super().__init__(message, fix, details={"http_status": status} if status else None)
+    default_code = "hf.error"
+
+    def __init__(self, message: str, fix: str | None = None, *, code: str, status: int | None = None, retryable: bool = False):
+        super().__init__(message, fix, code=code, details={"http_status": status} if status else None)
         self.status = status
         self.retryable = retryable
 
@@ -76,7 +78,7 @@ def translate(exc: BaseException, *, action: str, endpoint: str, secret: str | N
     if isinstance(exc, OfflineModeIsEnabled):
         return HubError(
             f"Cannot {action}: offline mode is on (HF_HUB_OFFLINE=1), and Hugging Face Jobs runs in the cloud.",
-            "Unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) for this command, or use --backend local.",
+            "Unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) for this command, or use --backend local.", code="hf.offline",
         )
     if isinstance(exc, LocalTokenNotFoundError):
         return missing_token()
@@ -84,13 +86,13 @@ def translate(exc: BaseException, *, action: str, endpoint: str, secret: str | N
         return HubError(
             f"Cannot {action}: Hugging Face ({endpoint}) did not answer in time ({type(exc).__name__}).",
             "Check your network or proxy and retry; the Hub status is at https://status.huggingface.co.",
-            retryable=True,
+            retryable=True, code="hf.timeout",
         )
     if isinstance(exc, (httpx2.TransportError, ConnectionError)):
         return HubError(
             f"Cannot {action}: could not connect to Hugging Face at {endpoint} ({type(exc).__name__}).",
             "Check your network connection, proxy and HF_ENDPOINT, then retry.",
-            retryable=True,
+            retryable=True, code="hf.unreachable",
         )
     if isinstance(exc, HfHubHTTPError):
         status = status_of(exc)
@@ -100,33 +102,33 @@ def translate(exc: BaseException, *, action: str, endpoint: str, secret: str | N
             return HubError(
                 f"Cannot {action}: Hugging Face rejected the token (401: invalid or expired).{said}",
                 f"Create a token with write access at {TOKENS_URL} and set HF_TOKEN to it, or run `hf auth login --force`.",
-                status=status,
+                status=status, code="hf.auth_invalid",
             )
         if status == 402:
             return HubError(
                 f"Cannot {action}: Hugging Face Jobs needs a paid plan or credits (402 Payment Required).{said}",
                 f"Subscribe to PRO or add credits / a payment method at {BILLING_URL}, or train here with --backend local.",
-                status=status,
+                status=status, code="hf.payment_required",
             )
         if status == 403:
             return HubError(
                 f"Cannot {action}: Hugging Face refused it (403 Forbidden).{said}",
                 f"Use a token with write access (a fine-grained token needs the Jobs permission; {TOKENS_URL}) "
                 f"for a namespace you belong to, and check that the account has a paid plan or credits ({BILLING_URL}).",
-                status=status,
+                status=status, code="hf.forbidden",
             )
         if status == 404:
             return HubError(
                 f"Cannot {action}: Hugging Face has no such resource (404).{said}",
                 "The job may have been deleted, or the token belongs to another account: check `hf auth whoami` "
                 "and the job URL.",
-                status=status,
+                status=status, code="hf.not_found",
             )
         if status == 409:
             return HubError(
                 f"Cannot {action}: it conflicts with something that already exists (409 Conflict).{said}",
                 "Check `tuneforge jobs list` for a job submitted already; retry with a new job if none runs.",
-                status=status,
+                status=status, code="hf.conflict",
             )
         if status == 429:
             wait = retry_after(exc)
@@ -134,30 +136,30 @@ def translate(exc: BaseException, *, action: str, endpoint: str, secret: str | N
                 f"Cannot {action}: Hugging Face is rate-limiting this account (429 Too Many Requests).{said}",
                 f"Wait {f'{wait:.0f} s' if wait else 'a minute'} and retry; poll less often (e.g. `tuneforge jobs wait` instead of a loop).",
                 status=status,
-                retryable=True,
+                retryable=True, code="hf.rate_limited",
             )
         if status is not None and status >= 500:
             return HubError(
                 f"Cannot {action}: Hugging Face had a server error ({status}).{said}",
                 "Retry in a few minutes; the Hub status is at https://status.huggingface.co.",
                 status=status,
-                retryable=True,
+                retryable=True, code="hf.server_error",
             )
         if status == 400 or status == 422:
             return HubError(
                 f"Cannot {action}: Hugging Face rejected the request ({status}).{said}",
                 "Check the flavor, timeout and labels (see `hf jobs hardware` for flavors).",
-                status=status,
+                status=status, code="hf.bad_request",
             )
-        return HubError(f"Cannot {action}: Hugging Face answered HTTP {status}.{said}", "Retry; if it persists, check the job URL.", status=status)
+        return HubError(f"Cannot {action}: Hugging Face answered HTTP {status}.{said}", "Retry; if it persists, check the job URL.", status=status, code="hf.http_error")
     text = scrub(f"{type(exc).__name__}: {exc}", secret)
-    return HubError(f"Cannot {action}: unexpected failure talking to Hugging Face ({text[:300]}).", "Retry; if it persists, report it.")
+    return HubError(f"Cannot {action}: unexpected failure talking to Hugging Face ({text[:300]}).", "Retry; if it persists, report it.", code="hf.unexpected")
 
 
 def missing_token() -> HubError:
     return HubError(
         "No Hugging Face token found: Hugging Face Jobs needs one to run and push your model.",
-        f"Create a token with write access at {TOKENS_URL}, then set HF_TOKEN or run `hf auth login`.",
+        f"Create a token with write access at {TOKENS_URL}, then set HF_TOKEN or run `hf auth login`.", code="hf.token_missing",
     )
 
 

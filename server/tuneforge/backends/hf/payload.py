@@ -9,15 +9,11 @@ reaches the job only as the HF_TOKEN secret.
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..errors import ConfigError
-from ..records import Job
-from ..records import JobSpec
+from ...errors import ConfigError
+from ...records import Job, JobSpec
 
 MOUNT = "/data"
 CLOUD_DIR = "cloud"  # in the job folder: the config exactly as uploaded
@@ -27,7 +23,6 @@ CLOUD_DIR = "cloud"  # in the job folder: the config exactly as uploaded
 class Payload:
     files: dict[str, Path] = field(default_factory=dict)  # path in the bucket folder -> local file
     argv: list[str] = field(default_factory=list)  # script and its arguments, as the job sees them
-    config: dict[str, Any] = field(default_factory=dict)  # the cloud config
     config_path: Path | None = None
 
     @property
@@ -53,34 +48,38 @@ def _ship(payload: Payload, ref: str, dest: str, what: str) -> str:
             if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
         ]
         if not found:
-            raise ConfigError(f"The {what} folder {ref} holds no files to upload.", f"Point {what} at a folder with files, or at a Hub id.")
+            raise ConfigError(f"The {what} folder {ref} holds no files to upload.", f"Point {what} at a folder with files, or at a Hub id.",
+                              code="hf.upload_empty_folder")
         for f in found:
             payload.files[f"{dest}/{f.relative_to(path).as_posix()}"] = f
         return f"{MOUNT}/{dest}"
-    raise ConfigError(f"The {what} path {ref} no longer exists.", f"Check the path, or use a Hub id for the {what}.")
+    raise ConfigError(f"The {what} path {ref} no longer exists.", f"Check the path, or use a Hub id for the {what}.", code="hf.upload_missing")
+
+
+def cloud_config(job: Job, payload: Payload) -> str:
+    """The job's config as the cloud job reads it (local inputs pointed at their /data copies), as JSON."""
+    if job.config is not None:
+        cfg = job.config
+        dataset = cfg.dataset.model_copy(update={
+            "path": _ship(payload, cfg.dataset.path, "dataset", "dataset"),
+            "eval_path": cfg.dataset.eval_path and _ship(payload, cfg.dataset.eval_path, "eval", "eval dataset"),
+        })
+        # model_copy does not validate: the /data paths exist only in the job's container
+        return cfg.model_copy(update={"model": _ship(payload, cfg.model, "model", "model"), "dataset": dataset}).model_dump_json(indent=2)
+    if job.export is not None:
+        return job.export.model_copy(update={"model": _ship(payload, job.export.model, "model", "model")}).model_dump_json(indent=2)
+    raise ConfigError(f"Job {job.job_id} has no config to run.", "Submit it through `tuneforge train` or `tuneforge gguf`.", code="hf.no_config")
 
 
 def build_payload(job: Job, spec: JobSpec) -> Payload:
     """Write the cloud config into the job folder and list every file the job needs."""
-    if not job.config.get("push_to_hub"):
-        raise ConfigError(
-            "A Hugging Face Jobs run needs somewhere to push: the cloud machine is deleted when the job ends.",
-            "Add --push-to your-name/model-name (a model repo you can write to).",
-        )
     payload = Payload()
-    cloud = copy.deepcopy(job.config)
-    cloud["model"] = _ship(payload, cloud["model"], "model", "model")
-    dataset = cloud.get("dataset") or {}
-    if dataset.get("path"):  # a GGUF export job (kind "gguf") has no dataset
-        dataset["path"] = _ship(payload, dataset["path"], "dataset", "dataset")
-    if dataset.get("eval_path"):
-        dataset["eval_path"] = _ship(payload, dataset["eval_path"], "eval", "eval dataset")
-    payload.config = cloud
+    text = cloud_config(job, payload)
 
     cloud_dir = Path(job.job_dir) / CLOUD_DIR
     cloud_dir.mkdir(parents=True, exist_ok=True)
     payload.config_path = cloud_dir / "config.json"
-    payload.config_path.write_text(json.dumps(cloud, indent=2) + "\n", encoding="utf-8")
+    payload.config_path.write_text(text + "\n", encoding="utf-8")
 
     script = Path(spec.script)
     payload.files[script.name] = script
@@ -91,23 +90,27 @@ def build_payload(job: Job, spec: JobSpec) -> Payload:
         if i > 0 and args[i - 1] == "--config":
             name = "config.json"
             if name in payload.files:
-                raise ConfigError("Two files would be uploaded as config.json.", "Rename one of them.")
+                raise ConfigError("Two files would be uploaded as config.json.", "Rename one of them.", code="hf.upload_name_clash")
             payload.files[name] = payload.config_path
             payload.argv.append(f"{MOUNT}/{name}")
         elif arg in shipped and Path(arg).is_file():
             name = Path(arg).name
             if name in payload.files:
-                raise ConfigError(f"Two files would be uploaded as {name}.", "Rename one of them.")
+                raise ConfigError(f"Two files would be uploaded as {name}.", "Rename one of them.", code="hf.upload_name_clash")
             payload.files[name] = Path(arg)
             payload.argv.append(f"{MOUNT}/{name}")
         else:
             payload.argv.append(arg)
-    # Other shipped files (a template's _common.py) land in /data next to the script, which imports them.
+    # Other shipped files (a template's helpers, e.g. _common.py and _shared/) keep their place relative to
+    # the job folder, so they land in /data next to the script, which imports them.
+    job_dir = Path(job.job_dir).resolve()
     config_args = {arg for i, arg in enumerate(args) if i > 0 and args[i - 1] == "--config"}
     for f in map(Path, spec.files):
-        if str(f) in config_args or not f.is_file() or payload.files.get(f.name) == f:
+        if str(f) in config_args or not f.is_file() or f in payload.files.values():
             continue
-        if f.name in payload.files:
-            raise ConfigError(f"Two files would be uploaded as {f.name}.", "Rename one of them.")
-        payload.files[f.name] = f
+        resolved = f.resolve()
+        name = resolved.relative_to(job_dir).as_posix() if resolved.is_relative_to(job_dir) else f.name
+        if name in payload.files:
+            raise ConfigError(f"Two files would be uploaded as {name}.", "Rename one of them.", code="hf.upload_name_clash")
+        payload.files[name] = f
     return payload

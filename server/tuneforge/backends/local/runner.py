@@ -1,4 +1,4 @@
-"""The detached supervisor of one local job: `python -m tuneforge.backends.local_runner JOB_ID`.
+"""The detached supervisor of one local job: `python -m tuneforge.backends.local.runner JOB_ID`.
 
 It waits for the device slot, runs the job's script in a process group of its own with stdout and
 stderr going to the job log, follows that log for structured events, enforces the timeout and writes
@@ -16,36 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-from .. import paths
-from ..config import format_duration
-from ..records import Job, JobStore
-from ..progress import last_events
-from ..records import JobSpec
-from .local import SPEC_FILE, kill_group, tail_lines
+from ... import paths
+from ...config import format_duration
+from ...progress import last_events
+from ...records import Job, JobSpec, JobStore
+from ..logfile import LogFollower, tail_lines
+from .backend import SPEC_FILE
+from .processes import kill_group
 
 POLL_SECONDS = 0.25
-
-
-class LogFollower:
-    """Reads the lines appended to a log since the last call."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.offset = 0
-        self.partial = b""
-
-    def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        return [line.decode("utf-8", errors="replace") for line in lines]
 
 
 class Supervisor:
@@ -173,13 +152,11 @@ class Supervisor:
         )
 
     def read_outputs(self) -> dict[str, object]:
-        out_dir = self.job.config.get("output_dir")
+        """The job's outputs plus its output folder and result.json (the service made the folder absolute)."""
         outputs: dict[str, object] = dict(self.job.outputs)
-        if not out_dir:
+        if self.job.config is None:
             return outputs
-        out = Path(out_dir)
-        if not out.is_absolute():
-            out = self.job_dir / out
+        out = Path(self.job.config.output_dir)
         outputs["output_dir"] = str(out)
         result = out / "result.json"
         if result.is_file():
@@ -193,7 +170,7 @@ class Supervisor:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m tuneforge.backends.local_runner JOB_ID", file=sys.stderr)
+        print("usage: python -m tuneforge.backends.local.runner JOB_ID", file=sys.stderr)
         return 2
     return Supervisor(argv[0]).run()
 
