@@ -46,20 +46,16 @@ import tarfile
 import time
 from pathlib import Path
 
-EVENT_PREFIX = "##tuneforge-event "  # must match tuneforge.progress.EVENT_PREFIX
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its helpers travel next to it (jobs/workspace.py)
+from _shared.events import EVENT_PREFIX  # noqa: E402, F401  (part of every template's surface)
+from _shared.gguf_checks import summarise  # noqa: E402
+from _events import emit, fail  # noqa: E402
+
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
+#: the keys of tuneforge's ExportConfig (n_params_estimate and flavor_reason are on record only)
 KNOWN_KEYS = {"model", "adapter", "base_model", "push_to_hub", "hub_private", "name", "quants", "system_prompt",
-              "modelfile", "readme", "toolchain", "verify", "timeout_seconds", "source_job"}
-
-
-def emit(kind: str, **fields) -> None:
-    print(EVENT_PREFIX + json.dumps({"type": kind, **fields}, default=float), flush=True)
-
-
-def fail(message: str) -> None:
-    emit("status", message=f"error: {message}")
-    print(f"ERROR: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
+              "modelfile", "readme", "toolchain", "verify", "timeout_seconds", "source_job", "n_params_estimate",
+              "flavor_reason"}
 
 
 class Steps:
@@ -184,50 +180,7 @@ def count_params(model_dir: Path) -> int:
     return total
 
 
-# ---- checks (the same rules as tuneforge.gguf.export.summarise) --------------------------------------
-def summarise(data: dict, quant: dict, meta: dict, seconds: float, tolerance: dict) -> dict:
-    items = data["items"]
-    n = len(items)
-    checks = {
-        "loaded": True, "load_seconds": data["load_seconds"], "prompts": n,
-        "tokenizer_match": sum(it["tokenizer_match"] for it in items) / n,
-        "finite_logits": all(it["finite"] for it in items),
-        "generated_tokens": sum(len(it["continuation"]) for it in items),
-        "chat_template_in_gguf": data["chat_template_in_gguf"], "reference_dtype": meta.get("dtype"),
-        "sample": {"prompt": meta["items"][0]["prompt"], "answer": items[0]["answer"],
-                   "transformers_answer": meta["items"][0]["answer"]},
-        "verify_seconds": round(seconds, 2),
-    }
-    has_logits = all("max_abs_logit_diff" in it for it in items)
-    if has_logits:
-        positions = sum(it["positions"] for it in items)
-        checks["max_abs_logit_diff"] = round(max(it["max_abs_logit_diff"] for it in items), 5)
-        checks["mean_abs_logit_diff"] = round(sum(it["mean_abs_logit_diff"] * it["positions"] for it in items) / positions, 5)
-        checks["top1_agreement"] = round(sum(it["top1_agree"] for it in items) / positions, 4)
-        checks["greedy_match_transformers"] = sum(it["greedy_match_transformers"] for it in items) / n
-    if "greedy_match_f16" in items[0]:
-        checks["greedy_match_f16"] = sum(it["greedy_match_f16"] for it in items) / n
-    failed = []
-    if not checks["finite_logits"]:
-        failed.append("non-finite logits (NaN or inf)")
-    if quant["converted"]:
-        if checks["tokenizer_match"] < 1.0:
-            failed.append("llama.cpp tokenizes the chat prompts differently from transformers")
-        if has_logits:
-            tol = tolerance[quant["name"]] * (4 if meta.get("dtype") != "float32" else 1)
-            checks["tolerance"] = tol
-            if checks["max_abs_logit_diff"] > tol:
-                failed.append(f"max |logit diff| {checks['max_abs_logit_diff']:.4f} > {tol}")
-            if checks["top1_agreement"] < 0.9:
-                failed.append(f"top-1 agreement {checks['top1_agreement']:.1%} < 90%")
-    if checks["generated_tokens"] == 0:
-        failed.append("generated no token for any prompt")
-    checks["passed"] = not failed
-    if failed:
-        checks["failed_because"] = "; ".join(failed)
-    return checks
-
-
+# ---- the model card ------------------------------------------------------------------------------------
 def card_rows(files: list[dict]) -> list[str]:
     rows = []
     for f in files:
@@ -318,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.time()
         run(cmd, log, f"checking {path.name} with llama.cpp", env=env)
         data = json.loads(result.read_text(encoding="utf-8"))
-        return summarise(data, quant, meta, time.time() - t, cfg["verify"]["logit_tolerance"]), result
+        return summarise(data, meta, quant=quant["name"], converted=quant["converted"], seconds=time.time() - t,
+                         tolerance=cfg["verify"]["logit_tolerance"]), result
 
     def convert_to(path: Path, outtype: str) -> None:
         run([sys.executable, str(convert), str(model_dir), "--outtype", outtype, "--outfile", str(path)], log,

@@ -39,19 +39,21 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _common.py travels next to this script
-from _common import (  # noqa: E402
-    EVENT_PREFIX, KNOWN_TOP_KEYS,  # noqa: F401  (part of every template's surface)
-    before_after, begin, emit, end_of_turn_ids, fail, load_method_rows, load_policy, load_tokenizer, lora_config,
-    metrics_callback, norm_messages, note_dropped_rows, start_run, to_preference, train_and_finish, trainer_args,
-)
-from _common import write_model_card as write_card  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its helpers travel next to it (jobs/workspace.py)
+from _shared.events import EVENT_PREFIX  # noqa: E402, F401  (part of every template's surface)
+from _shared.roles import FALSE_LABELS, TRUE_LABELS  # noqa: E402
+from _events import emit, fail  # noqa: E402
+from _config import KNOWN_TOP_KEYS  # noqa: E402, F401  (part of every template's surface)
+from _launch import begin, start_run  # noqa: E402
+from _data import load_method_rows, norm_messages, to_preference  # noqa: E402
+from _model import end_of_turn_ids, load_policy, load_tokenizer, lora_config  # noqa: E402
+from _trainer import metrics_callback, trainer_args  # noqa: E402
+from _finish import before_after, note_dropped_rows, train_and_finish  # noqa: E402
+from _finish import write_model_card as write_card  # noqa: E402
 
 METHOD = "kto"
 # TRL log key -> progress/eval event field
 METRICS = {"rewards/margins": "reward_margin", "kl": "kl"}
-TRUE_LABELS = {"true", "1", "1.0", "yes", "y", "good", "desirable", "positive", "pos", "chosen", "accepted", "up"}
-FALSE_LABELS = {"false", "0", "0.0", "no", "n", "bad", "undesirable", "negative", "neg", "rejected", "down"}
 
 
 # ---- data -----------------------------------------------------------------------------------------

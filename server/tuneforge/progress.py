@@ -7,8 +7,8 @@ doing (loading model, evaluating...); `{"type": "eval", ...}` lines carry eval_l
 `{"type": "result", ...}` line repeats result.json for backends that only see the log. Any other
 line in a log is ignored here: no tqdm scraping.
 
-The templates cannot import tuneforge (they run alone in the cloud), so they repeat the prefix; a test
-checks the two agree.
+The prefix lives in templates/_shared/events.py, which ships next to every template (they run alone in
+the cloud, without tuneforge) and which the server imports from here.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, NamedTuple
 
-EVENT_PREFIX = "##tuneforge-event "
+from .templates._shared.events import EVENT_PREFIX
+
+__all__ = ["EVENT_PREFIX", "LastEvents", "last_events", "parse_event"]
 
 
 def parse_event(line: str) -> dict[str, Any] | None:

@@ -14,3 +14,6 @@ END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<
 
 #: Label values the KTO template reads as true.
 TRUE_LABELS = frozenset({"true", "1", "1.0", "yes", "y", "good", "desirable", "positive", "pos", "chosen", "accepted", "up"})
+
+#: Label values the KTO template reads as false.
+FALSE_LABELS = frozenset({"false", "0", "0.0", "no", "n", "bad", "undesirable", "negative", "neg", "rejected", "down"})

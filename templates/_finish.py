@@ -1,0 +1,163 @@
+"""A training run's second half: held-out answers before and after, training, evaluation, saving the
+adapter (merged on request) or model, the model card, result.json and the result event, pushing when asked."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import metadata
+from pathlib import Path
+
+from _events import emit
+from _launch import peak_memory
+
+
+def tuneforge_version() -> str | None:
+    """The installed tuneforge's version (read from its metadata, never imported); None in a bare cloud env."""
+    try:
+        return metadata.version("tuneforge")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def greedy_answers(model, tokenizer, prompts: list[str], system_prompt: str | None, max_new_tokens: int) -> list[str]:
+    import torch
+
+    answers = []
+    model.eval()
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"  # batched generation pads on the left
+    threads = torch.get_num_threads()
+    if model.device.type == "cpu":  # token-by-token decoding is latency-bound: one thread avoids OpenMP stalls
+        torch.set_num_threads(1)
+    try:
+        for start in range(0, len(prompts), 16):
+            texts = [tokenizer.apply_chat_template(
+                ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [{"role": "user", "content": p}],
+                tokenize=False, add_generation_prompt=True) for p in prompts[start:start + 16]]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
+            width = batch["input_ids"].shape[1]
+            answers += [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
+    finally:
+        tokenizer.padding_side = side
+        torch.set_num_threads(threads)
+    return answers
+
+
+def sample_answers(trainer, tokenizer, cfg: dict, result: dict, when: str) -> None:
+    """Greedy answers to eval_prompts; "before" keeps them aside, "after" pairs them into result["samples"]."""
+    prompts = list(cfg.get("eval_prompts") or [])
+    if not prompts:
+        return
+    emit("status", message=f"answering held-out prompts ({when})")
+    answers = greedy_answers(trainer.model, tokenizer, prompts, cfg.get("system_prompt"), int(cfg.get("max_new_tokens", 96)))
+    if when == "before":
+        result["samples_before"] = answers
+    else:
+        result["samples"] = [{"prompt": p, "before": b, "after": a} for p, b, a in zip(prompts, result.pop("samples_before"), answers)]
+
+
+def note_dropped_rows(trainer, rows: int, result: dict, max_length) -> None:
+    """TRL drops rows that do not fit max_length: count them, and warn."""
+    dropped = rows - len(trainer.train_dataset)
+    result["rows_dropped_too_long"] = dropped
+    if dropped:
+        emit("status", message=f"warning: TRL dropped {dropped} training rows too long for max_length={max_length}")
+
+
+def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, result: dict, t_start: float, *,
+                     evaluate, has_eval: bool, write_card, answer_prompts: bool = True) -> int:
+    """Answers and evaluation before, training, evaluation and answers after, then save_and_finish."""
+    result["tuneforge_version"] = tuneforge_version()
+    if answer_prompts:
+        sample_answers(trainer, tokenizer, cfg, result, "before")
+    elif cfg.get("eval_prompts"):
+        emit("status", message="eval_prompts skipped: a reward model scores conversations, it does not answer prompts")
+    if has_eval:
+        evaluate(trainer, result, "before")
+
+    train_into(trainer, result)
+
+    if has_eval:
+        evaluate(trainer, result, "after")
+    if answer_prompts:
+        sample_answers(trainer, tokenizer, cfg, result, "after")
+    return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_card)
+
+
+def train_into(trainer, result: dict) -> None:
+    """Train, then record loss, steps, tokens, runtime and the loss history."""
+    train_out = trainer.train()
+    result["train_loss"] = train_out.training_loss
+    result["steps"] = trainer.state.global_step
+    result["tokens_trained"] = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
+    result["train_runtime_seconds"] = train_out.metrics.get("train_runtime")
+    if result["train_runtime_seconds"]:
+        result["tokens_per_second"] = result["tokens_trained"] / result["train_runtime_seconds"]
+    result["log_history"] = [h for h in trainer.state.log_history if "loss" in h][-200:]
+
+
+def before_after(label: str, result: dict, key: str) -> str:
+    """A model-card row: `| <label> before -> after | <key>_before -> <key>_after |`."""
+    return f"| {label} before -> after | {result.get(key + '_before')} -> {result.get(key + '_after')} |"
+
+
+def write_model_card(path: Path, cfg: dict, result: dict, *, tag: str, intro: str, method_rows: list[str],
+                     metric_rows: list[str]) -> None:
+    lines = [
+        "---", f"base_model: {cfg['model']}", "library_name: peft" if cfg["peft"]["kind"] != "none" else "library_name: transformers",
+        f"tags: [tuneforge, trl, {tag}]", "---", "",
+        f"# {cfg.get('push_to_hub') or Path(cfg['output_dir']).name}", "",
+        intro, "",
+        "| | |", "|---|---|",
+        f"| dataset | `{cfg['dataset']['path']}` |",
+        *method_rows,
+        f"| learning rate | {cfg['train']['learning_rate']} |",
+        f"| epochs / max steps | {cfg['train']['epochs']} / {cfg['train'].get('max_steps')} |",
+        f"| max length | {cfg['max_length']} |",
+        *metric_rows,
+        f"| train loss | {result.get('train_loss')} |",
+        f"| tokens trained | {result.get('tokens_trained')} |",
+        f"| runtime | {result.get('runtime_seconds')} s |", "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def save_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, result: dict, t_start: float,
+                    write_card) -> int:
+    """Save the adapter (merged on request) or full model, write the card and result.json, push when asked."""
+    emit("status", message="saving")
+    if peft_config is not None:
+        adapter_dir = out_dir / "adapter"
+        trainer.model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
+        result["adapter_dir"] = str(adapter_dir)
+        if cfg.get("merge"):
+            merged = trainer.model.merge_and_unload()
+            merged_dir = out_dir / "merged"
+            merged.save_pretrained(merged_dir)
+            tokenizer.save_pretrained(merged_dir)
+            result["merged_dir"] = str(merged_dir)
+    else:
+        model_dir = out_dir / "model"
+        trainer.save_model(str(model_dir))
+        tokenizer.save_pretrained(model_dir)
+        result["model_dir"] = str(model_dir)
+
+    result["runtime_seconds"] = round(time.time() - t_start, 2)
+    result.update(peak_memory())
+    write_card(out_dir / "README.md", cfg, result)
+    if cfg.get("push_to_hub"):
+        emit("status", message=f"pushing to {cfg['push_to_hub']}")
+        trainer.push_to_hub()
+        from huggingface_hub import upload_file
+
+        upload_file(path_or_fileobj=str(out_dir / "README.md"), path_in_repo="README.md", repo_id=cfg["push_to_hub"])
+        result["hub_repo"] = cfg["push_to_hub"]
+    (out_dir / "result.json").write_text(json.dumps(result, indent=2, default=float), encoding="utf-8")
+    # The same summary as an event, for backends that only see the log (cloud jobs).
+    emit("result", **{k: v for k, v in result.items() if k != "log_history"})
+    emit("status", message="done")
+    return 0

@@ -1,0 +1,108 @@
+"""What every method's trainer shares: the TrainingArguments set the same way, and the progress callbacks
+that print one structured event per logging step and per evaluation."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from _events import emit
+
+
+def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eval: bool, seed: int) -> dict:
+    """The TrainingArguments every method sets the same way; each template adds its own and builds its *Config."""
+    tcfg = cfg["train"]
+    grad_ckpt = tcfg.get("gradient_checkpointing")
+    if grad_ckpt is None:
+        grad_ckpt = on_gpu
+    save_steps = tcfg.get("save_steps")
+    tr = cfg.get("trackio") or {}
+    return dict(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=float(tcfg["epochs"]),
+        max_steps=int(tcfg["max_steps"]) if tcfg.get("max_steps") else -1,
+        per_device_train_batch_size=int(tcfg["per_device_batch_size"]),
+        per_device_eval_batch_size=int(tcfg["per_device_batch_size"]),
+        gradient_accumulation_steps=int(tcfg["gradient_accumulation_steps"]),
+        learning_rate=float(tcfg["learning_rate"]),
+        lr_scheduler_type=tcfg["lr_scheduler"],
+        warmup_steps=float(tcfg["warmup_ratio"]),  # a float in [0, 1) is a ratio of total steps
+        weight_decay=float(tcfg["weight_decay"]),
+        optim=tcfg.get("optimizer", "adamw_torch"),
+        logging_steps=int(tcfg["logging_steps"]),
+        save_strategy="steps" if save_steps else "epoch",
+        save_steps=int(save_steps) if save_steps else 500,
+        save_total_limit=int(tcfg.get("save_total_limit", 2)),
+        eval_strategy="steps" if (tcfg.get("eval_steps") and has_eval) else "no",
+        eval_steps=tcfg.get("eval_steps"),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        gradient_checkpointing=bool(grad_ckpt),
+        seed=seed,
+        report_to=["trackio"] if os.environ.get("TUNEFORGE_NO_TRACKIO") != "1" else [],
+        project=tr.get("project") or "tuneforge",
+        run_name=tr.get("run_name") or os.environ.get("TUNEFORGE_JOB_ID"),
+        trackio_space_id=tr.get("space_id"),
+        include_num_input_tokens_seen="non_padding",
+        push_to_hub=bool(cfg.get("push_to_hub")),
+        hub_model_id=cfg.get("push_to_hub"),
+        hub_strategy="every_save",
+        hub_private_repo=bool(cfg.get("hub_private", True)),
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not on_gpu,
+    )
+
+
+def metric_fields(logs: dict, metrics: dict, prefix: str = "") -> dict:
+    """{event field: logs[prefix + TRL key]} for a method's METRICS."""
+    return {field: logs.get(prefix + key) for key, field in metrics.items()}
+
+
+def progress_callback(step_fields=None, eval_fields=None, eval_key: str = "eval_loss", eval_before_training: bool = True):
+    """A TrainerCallback printing one structured event per logging step (step, total, loss, lr, tokens/s, eta,
+    plus step_fields(logs)) and one per evaluation (eval_fields(logs); by default eval_loss)."""
+    from transformers import TrainerCallback
+
+    step_fields = step_fields or (lambda logs: {})
+    eval_fields = eval_fields or (lambda logs: {"eval_loss": logs["eval_loss"]})
+
+    class ProgressEvents(TrainerCallback):
+        def __init__(self):
+            self.t0 = None
+            self.last_t = None
+            self.last_tokens = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0 = self.last_t = time.time()
+            emit("status", message="training")
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or not logs:
+                return
+            if eval_key in logs and "loss" not in logs:  # an evaluation: its own event, progress unchanged
+                if self.t0 is not None or eval_before_training:
+                    emit("eval", step=state.global_step, **eval_fields(logs))
+                return
+            if "loss" not in logs or self.t0 is None:  # the end-of-training summary
+                return
+            now = time.time()
+            tokens = int(getattr(state, "num_input_tokens_seen", 0) or logs.get("num_tokens") or 0)
+            dt = max(now - self.last_t, 1e-6)
+            tps = (tokens - self.last_tokens) / dt if tokens else None
+            self.last_t, self.last_tokens = now, tokens
+            step, total = state.global_step, state.max_steps
+            elapsed = now - self.t0
+            eta = elapsed / step * (total - step) if step else None
+            emit("progress", step=step, total_steps=total, epoch=round(state.epoch or 0.0, 4), loss=logs.get("loss"),
+                 learning_rate=logs.get("learning_rate"), tokens_per_second=tps, eta_seconds=eta, time=now,
+                 **step_fields(logs))
+
+    return ProgressEvents()
+
+
+def metrics_callback(metrics: dict):
+    """progress_callback whose events carry a method's METRICS (TRL log key -> event field), eval_loss on evaluations."""
+    return progress_callback(step_fields=lambda logs: metric_fields(logs, metrics),
+                             eval_fields=lambda logs: {"eval_loss": logs["eval_loss"], **metric_fields(logs, metrics, "eval_")})
