@@ -101,9 +101,9 @@ def run_case(name: str, cfg: dict, peft: str, batch: int, seq: int, ckpt: bool) 
     reserved = torch.cuda.max_memory_reserved()
     tokens = STEPS * batch * seq
     gpu = torch.cuda.get_device_name(0)
-    from tuneforge.planner.hardware import _gpu_model
+    from tuneforge.flavors import gpu_model
 
-    spec = _gpu_model(gpu)
+    spec = gpu_model(gpu)
     tp = training_throughput(arch, peft=peft, context=seq / 2, gradient_checkpointing=ckpt, method="sft",
                              peak_tflops=spec.peak_tflops if spec else 989.0, gpus=1, device="cuda",
                              params=sum(p.numel() for p in model.parameters()))

@@ -154,7 +154,7 @@ def test_train_on_a_multi_gpu_flavor_launches_one_process_per_gpu(hub, train_fil
 
 
 def test_launch_for_flavor_matches_the_official_multi_gpu_flavors():
-    from tuneforge.backends.hf_flavors import launch_for_flavor
+    from tuneforge.flavors import launch_for_flavor
 
     expected = {"a10g-largex2": 2, "a10g-largex4": 4, "l4x4": 4, "a100x4": 4, "a100x8": 8, "h200x2": 2, "h200x4": 4,
                 "h200x8": 8, "l40sx4": 4, "l40sx8": 8, "rtx-pro-6000x2": 2, "rtx-pro-6000x4": 4, "rtx-pro-6000x8": 8}

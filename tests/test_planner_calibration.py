@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tuneforge.planner import plan
-from tuneforge.planner.calibrate import load_calibration
+from tuneforge.actions.calibrate import plan
+from tuneforge.planner.hardware import load_calibration
 
 WORDS = ("the model learns to answer questions about cooking travel science music history and code with short "
          "clear sentences that people can read").split()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..backends.hf_flavors import check_launch, gpus_for, launch_for_flavor, price_for
+from ..flavors import check_launch, gpus_of, launch_for_flavor, price_for
 from ..config import RunConfig
 from ..errors import ConfigError, MissingDependency
 from ..jobs.service import JobService, SubmitResult
@@ -45,7 +45,7 @@ def resolve_launch(config: RunConfig, backend: str, flavor: str | None, plan: Pl
         return config
     distributed = plan.distributed if plan is not None else None
     if "launch" in config.model_fields_set:
-        gpus = gpus_for(flavor)
+        gpus = gpus_of(flavor)
         if gpus is not None:
             check_launch(config.launch.model_dump(), flavor, gpus, distributed)
         return config

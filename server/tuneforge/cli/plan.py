@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..planner import plan
+    from ..actions.calibrate import plan
 
     extra: dict[str, Any] = {}
     for key, dest in (("grad_accum", "grad_accum"), ("max_steps", "max_steps"), ("lora_r", "lora_r"),

@@ -5,26 +5,23 @@
     p.flavor, p.memory_gb.total, p.hours, p.cost_usd, p.timeout
 
 Light on purpose: nothing here imports torch or transformers (the MCP server imports it at start-up).
+
+    request.py     PlanRequest, from plan()'s options or from a RunConfig
+    dataset_stats  rows and tokens per row (the dataset doctor's report; an estimate from its rows)
+    model_source   the model's config.json (local, cache, Hub) -> architecture.py: parameters, shapes
+    workload.py    the run the template will run: precision, checkpointing, sequence length, steps, tokens
+    memory.py      peak memory per component; throughput.py: FLOPs per token, tokens/s
+    hardware.py    the flavor table to plan against (live or snapshot, tuneforge.flavors) and this machine
+    candidates.py  every flavor (or this machine) x PEFT: fit, time, cost
+    choice.py      the cheapest that fits, why, alternatives, the budget; timeout.py: the job timeout
+    explain.py     the notes and warnings; build.py: plan(), plan_for_config(), build_plan()
 """
 
 from __future__ import annotations
 
-from typing import Any
+from ..reports.plan import Alternative, Calibration, MemoryBreakdown, Plan
+from .build import build_plan, plan, plan_for_config
+from .request import PlanRequest, plan_request, request_for_config
 
-from ..reports.plan import MemoryBreakdown
-from ..reports.plan import Alternative, Calibration, Plan
-
-_CORE = ("PlanRequest", "build_plan", "plan", "plan_for_config")
-
-
-def __getattr__(name: str) -> Any:
-    # The planning pipeline loads on first use, so importing the Plan types stays fast (MCP start-up).
-    if name in _CORE:
-        from . import core
-
-        for n in _CORE:
-            globals()[n] = getattr(core, n)
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-__all__ = ["plan", "plan_for_config", "build_plan", "Plan", "PlanRequest", "MemoryBreakdown", "Alternative", "Calibration"]
+__all__ = ["plan", "plan_for_config", "build_plan", "plan_request", "request_for_config", "Plan", "PlanRequest",
+           "MemoryBreakdown", "Alternative", "Calibration"]

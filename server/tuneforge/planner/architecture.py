@@ -115,6 +115,7 @@ def from_config(cfg: dict[str, Any], source: str = "config") -> Architecture:
             f"The model config ({source}) has no {', '.join(missing)}: it does not describe a decoder-only text model tuneforge can size.",
             "Check that --model names a causal language model (a config.json with hidden_size, num_hidden_layers, "
             "num_attention_heads and vocab_size).",
+            code="plan.model_not_sizable",
         )
     hidden, layers, heads, vocab = int(hidden), int(layers), int(heads), int(vocab)
     kv_heads = int(_first(cfg, "num_key_value_heads", "num_kv_heads", default=None)

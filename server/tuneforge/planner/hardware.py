@@ -2,64 +2,30 @@
 
 Online, the flavor table comes from `HfApi.list_jobs_hardware()` (names, accelerator, VRAM, price per
 minute) and is cached for a day under $TUNEFORGE_HOME. Offline, or when the Hub does not answer within a
-few seconds, the bundled, dated snapshot of the official table is used, and the plan says so. Peak
-FLOPs and memory bandwidth per GPU model are not in the API: they come from the snapshot's GPU table.
+few seconds, the bundled, dated snapshot of the official table is used, and the plan says so. The table,
+its types and the GPU specs (peak FLOPs, memory bandwidth) live in `tuneforge.flavors`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import threading
 import time
-from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from .. import paths
+from ..flavors import HardwareTable, gpu_model, snapshot_table, table_from_api
 
 LIVE_TIMEOUT_SECONDS = 6.0
 LIVE_CACHE_SECONDS = 24 * 3600
 LIVE_CACHE_FILE = "hardware_live.json"
-
-
-class GpuModel(BaseModel):
-    vram_gb: float
-    peak_tflops: float = Field(description="Dense bf16 (fp16 on T4) tensor TFLOPs per GPU.")
-    memory_bandwidth_gbs: float
-    bf16: bool = True
-
-
-class Flavor(BaseModel):
-    name: str
-    gpu: str | None = None
-    gpus: int = 0
-    vram_gb_per_gpu: float = 0.0
-    price_per_hour: float
-    ram_gb: float | None = Field(default=None, description="Host RAM, where known.")
-    peak_tflops: float = 0.0
-    memory_bandwidth_gbs: float = 0.0
-    bf16: bool = True
-
-    @property
-    def vram_gb(self) -> float:
-        return self.vram_gb_per_gpu * self.gpus
-
-
-class HardwareTable(BaseModel):
-    flavors: list[Flavor]
-    source: str
-    as_of: str
-
-    def get(self, name: str) -> Flavor | None:
-        return next((f for f in self.flavors if f.name == name), None)
-
-    def gpu_flavors(self) -> list[Flavor]:
-        return [f for f in self.flavors if f.gpus > 0]
+CALIBRATION_FILE = "calibration.json"
 
 
 class LocalMachine(BaseModel):
@@ -74,88 +40,6 @@ class LocalMachine(BaseModel):
     peak_tflops: float = 0.0
     memory_bandwidth_gbs: float = 0.0
     bf16: bool = True
-
-
-@lru_cache(maxsize=1)
-def _snapshot_raw() -> dict[str, Any]:
-    return json.loads(paths.data_path("hardware_snapshot.json").read_text(encoding="utf-8"))
-
-
-def gpu_models() -> dict[str, GpuModel]:
-    return {k: GpuModel(**v) for k, v in _snapshot_raw()["gpus"].items()}
-
-
-def _gpu_model(name: str | None) -> GpuModel | None:
-    if not name:
-        return None
-    models = gpu_models()
-    key = name.upper().replace("NVIDIA", "").strip()
-    for known, spec in models.items():
-        if key == known.upper() or key.replace("-", " ") == known.upper():
-            return spec
-    for known, spec in sorted(models.items(), key=lambda kv: -len(kv[0])):  # "A100 80GB PCIe" -> A100
-        if known.upper() in key or known.upper().replace(" ", "") in key.replace(" ", ""):
-            return spec
-    return None
-
-
-def snapshot_table() -> HardwareTable:
-    raw = _snapshot_raw()
-    flavors = []
-    for f in raw["flavors"]:
-        spec = _gpu_model(f.get("gpu"))
-        flavors.append(Flavor(
-            name=f["name"], gpu=f.get("gpu"), gpus=int(f.get("gpus") or 0), price_per_hour=float(f["price_per_hour"]),
-            ram_gb=f.get("ram_gb"),
-            vram_gb_per_gpu=spec.vram_gb if spec else 0.0, peak_tflops=spec.peak_tflops if spec else 0.0,
-            memory_bandwidth_gbs=spec.memory_bandwidth_gbs if spec else 0.0, bf16=spec.bf16 if spec else True,
-        ))
-    return HardwareTable(flavors=flavors, source=f"bundled snapshot of the official price table ({raw['as_of']})",
-                         as_of=raw["as_of"])
-
-
-def _gb(text: Any) -> float | None:
-    m = re.search(r"(\d+(?:\.\d+)?)\s*(GB|GiB|TB)?", str(text or ""), re.I)
-    if not m:
-        return None
-    value = float(m.group(1))
-    return value * 1024 if (m.group(2) or "").upper() == "TB" else value
-
-
-def table_from_api(items: list[Any], as_of: str) -> HardwareTable:
-    """Build the table from `list_jobs_hardware()` results (JobHardwareInfo objects or raw dicts)."""
-    flavors = []
-    for item in items:
-        get = (lambda k, d=None: item.get(k, d)) if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
-        name = get("name")
-        acc = get("accelerator")
-        if isinstance(acc, dict):
-            acc_get = acc.get
-        elif acc is not None:
-            acc_get = lambda k, d=None, _a=acc: getattr(_a, k, d)  # noqa: E731
-        else:
-            acc_get = None
-        unit_cost = get("unit_cost_usd", get("unitCostUSD"))
-        unit = str(get("unit_label", get("unitLabel")) or "minute").lower()
-        if not name or unit_cost is None:
-            continue
-        per_hour = float(unit_cost) * (60 if unit.startswith("minute") else 3600 if unit.startswith("second") else 1)
-        ram = _gb(get("ram"))
-        if acc_get is None:
-            flavors.append(Flavor(name=name, price_per_hour=round(per_hour, 4), ram_gb=ram))
-            continue
-        model = str(acc_get("model") or "")
-        qty = int(re.sub(r"\D", "", str(acc_get("quantity") or "1")) or 1)
-        spec = _gpu_model(model)
-        vram = _gb(acc_get("vram"))
-        # Known GPU models keep their per-GPU memory; otherwise the API's "vram" is the flavor's total.
-        per_gpu = spec.vram_gb if spec else (vram / qty if vram else 0.0)
-        flavors.append(Flavor(
-            name=name, gpu=model or None, gpus=qty, vram_gb_per_gpu=per_gpu, price_per_hour=round(per_hour, 4), ram_gb=ram,
-            peak_tflops=spec.peak_tflops if spec else 0.0, memory_bandwidth_gbs=spec.memory_bandwidth_gbs if spec else 0.0,
-            bf16=spec.bf16 if spec else True,
-        ))
-    return HardwareTable(flavors=flavors, source="live: HfApi.list_jobs_hardware()", as_of=as_of)
 
 
 def hub_offline() -> bool:
@@ -250,7 +134,7 @@ def local_machine() -> LocalMachine:
     gpus = _nvidia_gpus()
     if gpus:
         name, mem = gpus[0]
-        spec = _gpu_model(name)
+        spec = gpu_model(name)
         return LocalMachine(device="cuda", name=name, gpus=len(gpus), memory_gb=round(mem, 1),
                             peak_tflops=spec.peak_tflops if spec else 100.0,
                             memory_bandwidth_gbs=spec.memory_bandwidth_gbs if spec else 500.0,
@@ -264,11 +148,34 @@ def local_machine() -> LocalMachine:
                         peak_tflops=(measured or gflops) / 1000, memory_bandwidth_gbs=20.0, bf16=True)
 
 
+# ---- this machine's measured rate (`plan --calibrate`) ---------------------------------------------
+def calibration_path() -> Path:
+    """Where `plan --calibrate` keeps this machine's measured training rate."""
+    return paths.home() / CALIBRATION_FILE
+
+
+def load_calibration() -> dict[str, Any]:
+    try:
+        data = json.loads(calibration_path().read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_cpu_rate(flops_per_second: float) -> None:
+    """Keep the CPU training rate a canary measured; later local plans use it instead of the default."""
+    data = load_calibration()
+    data["cpu"] = {"effective_gflops": round(flops_per_second / 1e9, 2), "cores": os.cpu_count(), "measured_at": time.time()}
+    try:
+        calibration_path().write_text(json.dumps(data, indent=2), encoding="utf-8")
+    except OSError:
+        pass
+
+
 def _calibrated_cpu_gflops() -> float | None:
     """The training rate `plan --calibrate` measured on this machine, if any."""
     try:
-        data = json.loads((paths.home() / "calibration.json").read_text(encoding="utf-8"))
-        value = float(data["cpu"]["effective_gflops"])
+        value = float(load_calibration()["cpu"]["effective_gflops"])
         return value if value > 0 else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None

@@ -27,6 +27,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ..reports.plan import MemoryBreakdown
+from ..types import Method
 from .architecture import Architecture, count_parameters, linear_parameters, lora_parameters
 
 GiB = 1024**3
@@ -53,7 +54,7 @@ CPU_ALLOCATOR_SLACK = 0.12
 class Workload(BaseModel):
     """What the memory model needs to know about one run (per device)."""
 
-    method: Literal["sft", "dpo", "grpo", "kto", "reward"] = "sft"
+    method: Method = Method.SFT
     peft: Literal["lora", "qlora", "none"] = "lora"
     lora_r: int = 16
     target_modules: list[str] | Literal["all-linear"] = "all-linear"

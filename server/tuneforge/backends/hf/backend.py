@@ -28,7 +28,7 @@ from ...errors import ConfigError, TuneforgeError
 from ...progress import last_events
 from ...records import Job, JobSpec
 from ...types import TERMINAL, Stage
-from ..hf_flavors import FLAVORS
+from ...flavors import flavor_names, gpus_of
 from ..logfile import tail_lines
 from .account import check_account
 from .connection import HubConnection, env_float
@@ -137,9 +137,9 @@ class HfJobsBackend:
         except HubError as err:
             if err.status in (401, 402, 403):
                 raise
-        known = known or set(FLAVORS)
+        known = known or set(flavor_names())
         if flavor not in known:
-            gpu = sorted(n for n in known if n in FLAVORS and FLAVORS[n][0]) or sorted(known)
+            gpu = sorted(n for n in known if gpus_of(n)) or sorted(known)
             raise ConfigError(f"Unknown Hugging Face Jobs flavor {flavor!r}.", f"Use one of: {', '.join(gpu)} (GPU), or cpu-basic/cpu-upgrade.",
                               code="hf.unknown_flavor")
         return flavor

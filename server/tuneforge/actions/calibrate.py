@@ -1,88 +1,66 @@
-"""`plan --calibrate`: a short canary through the real training template on this machine.
+"""Planning a run, and with `calibrate` measuring it: a short canary through the real training template here.
 
 A sample of the dataset trains for a few steps as a normal local job (same template, same config shape as
-`train`); its result.json reports peak memory (RSS on CPU, torch.cuda.max_memory_allocated on a GPU) and
-tokens/s. The plan gets both beside the prediction for the same canary, and the measured rate of this
-machine is kept in $TUNEFORGE_HOME/calibration.json so later local plans use it.
+`train`, submitted through `start_training`); its result.json reports peak memory (RSS on CPU,
+torch.cuda.max_memory_allocated on a GPU) and tokens/s. The plan gets both beside the planner's
+prediction for the same canary, and this machine's measured rate is kept (planner.hardware's
+calibration file) so that later local plans use it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..config import RunConfig
 from ..errors import TuneforgeError
-from .core import PlanRequest, _grad_ckpt, _precision, _seq_len, build_plan
-from .dataset_stats import dataset_stats, estimate_local
-from .hardware import local_machine
-from .memory import GiB, Workload, memory_breakdown
-from .model_source import resolve_architecture
+from ..jobs.service import JobService
+from ..planner import PlanRequest, build_plan, plan_request
+from ..planner.dataset_stats import dataset_rows, dataset_stats, estimate_local
+from ..planner.hardware import calibration_path, load_calibration, local_machine, save_cpu_rate
+from ..planner.memory import GiB, Workload, memory_breakdown
+from ..planner.model_source import resolve_architecture
+from ..planner.throughput import training_throughput
+from ..planner.workload import gradient_checkpointing, sequence_length, training_precision
 from ..reports.plan import Calibration, Plan
-from .throughput import training_throughput
+from ..types import Stage
+from .train import start_training
 
 CANARY_STEPS = 5
 CANARY_TIMEOUT_SECONDS = 30 * 60
-CALIBRATION_FILE = "calibration.json"
 
 
-def calibration_path() -> Path:
-    return paths.home() / CALIBRATION_FILE
+def plan(model: str, method: str = "sft", dataset: str | None = None, *, calibrate: bool = False,
+         calibrate_steps: int | None = None, **options: Any) -> Plan:
+    """The planner's plan (options: PlanRequest's fields); with `calibrate`, the canary's measurements beside it."""
+    request = plan_request(model, method, dataset, **options)
+    result = build_plan(request)
+    if calibrate:
+        result = run_canary(request, result, steps=int(calibrate_steps or CANARY_STEPS))
+    return result
 
 
-def load_calibration() -> dict[str, Any]:
-    try:
-        data = json.loads(calibration_path().read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _sample_rows(dataset: str, n: int, target: Path) -> Path:
-    """The first n rows of a local dataset as JSON Lines (the template reads .jsonl)."""
-    src = Path(dataset).expanduser()
-    files = [src] if src.is_file() else sorted(f for f in src.rglob("*") if f.suffix.lower() in (".jsonl", ".json", ".csv", ".parquet"))
-    rows: list[Any] = []
-    for f in files:
-        suffix = f.suffix.lower()
-        if suffix == ".jsonl":
-            with f.open("r", encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        rows.append(json.loads(line))
-                    if len(rows) >= n:
-                        break
-        elif suffix == ".json":
-            data = json.loads(f.read_text(encoding="utf-8"))
-            rows.extend(data[: n - len(rows)] if isinstance(data, list) else [data])
-        elif suffix == ".csv":
-            import csv
-
-            with f.open("r", encoding="utf-8", newline="") as fh:
-                for row in csv.DictReader(fh):
-                    rows.append(dict(row))
-                    if len(rows) >= n:
-                        break
-        elif suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            for batch in pq.ParquetFile(str(f)).iter_batches(batch_size=n):
-                rows.extend(batch.to_pylist()[: n - len(rows)])
-                break
+def sample_rows(dataset: str, n: int, target: Path) -> Path:
+    """The first n rows of a dataset (read by the dataset doctor) as JSON Lines, which the template reads."""
+    rows: list[dict[str, Any]] = []
+    for row in dataset_rows(dataset):
+        rows.append(row)
         if len(rows) >= n:
             break
     if not rows:
-        raise TuneforgeError(f"No rows to sample from {dataset} for the calibration canary.", "Pass a dataset with rows.")
+        raise TuneforgeError(f"No rows to sample from {dataset} for the calibration canary.", "Pass a dataset with rows.",
+                             code="plan.calibration_no_rows")
     with target.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return target
 
 
-def calibrate(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS, timeout: float = CANARY_TIMEOUT_SECONDS) -> Plan:
+def run_canary(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS,
+               timeout: float = CANARY_TIMEOUT_SECONDS) -> Plan:
     """Run the canary and attach measured vs predicted numbers to `plan` (a warning when it cannot run)."""
     if not req.dataset or not Path(req.dataset).expanduser().exists():
         plan.warnings.append("Calibration needs a local --dataset file to sample from; skipped.")
@@ -97,13 +75,10 @@ def calibrate(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS, timeou
         plan.warnings.append(f"Calibration skipped: the canary does not fit this machine ({exc.message}).")
         return plan
 
-    from ..config import RunConfig
-    from ..actions.train import start_training
-
     work_dir = paths.home() / "calibration" / time.strftime("%Y%m%d-%H%M%S")
     work_dir.mkdir(parents=True, exist_ok=True)
     n_rows = max(steps * req.batch_size * req.grad_accum, 16)
-    sample = _sample_rows(req.dataset, n_rows, work_dir / "sample.jsonl")
+    sample = sample_rows(req.dataset, n_rows, work_dir / "sample.jsonl")
     config = RunConfig.from_dict({
         "model": req.model, "method": req.method, "dataset": {"path": str(sample), "eval_fraction": 0.0},
         "peft": {"kind": peft, "r": req.lora_r, "dropout": req.lora_dropout, "target_modules": req.target_modules},
@@ -115,15 +90,12 @@ def calibrate(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS, timeou
         "timeout_seconds": int(timeout),
     }, source="calibration canary")
     submitted = start_training(config, backend="local", skip_plan=True)
-    from ..jobs.service import JobService
-
     job = JobService().wait(submitted.job_id, timeout=timeout)
     result = (job.outputs or {}).get("result") or {}
-    if job.stage != "COMPLETED" or not result:
+    if job.stage != Stage.COMPLETED or not result:
         plan.warnings.append(f"The calibration canary ended {job.stage}: {job.message or job.error}. "
                              f"See `tuneforge jobs logs {job.job_id}`.")
         return plan
-
     # The prediction for exactly this canary: the sample's own longest row and the measured device.
     arch, _ = resolve_architecture(req.model)
     stats = dataset_stats(str(sample), method=req.method, model=req.model, max_length=req.max_length,
@@ -131,13 +103,13 @@ def calibrate(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS, timeou
     if stats.max_tokens is None:
         stats = estimate_local(str(sample), req.method)
     device = "cuda" if result.get("device") == "cuda" else "cpu"
-    precision = result.get("precision") or _precision(req, machine.bf16, device)
+    precision = result.get("precision") or training_precision(req, machine.bf16, device)
     seq_req = local_req.model_copy(update={"packing": req.packing})
     workload = Workload(
         method=req.method, peft=peft, lora_r=req.lora_r, target_modules=req.target_modules, batch_size=req.batch_size,
-        seq_len=_seq_len(seq_req, stats), completion_len=req.max_completion_length, num_generations=req.num_generations,
-        gradient_checkpointing=_grad_ckpt(req, device), precision=precision, device=device, optimizer=req.optimizer,
-        lora_dropout=req.lora_dropout,
+        seq_len=sequence_length(seq_req, stats), completion_len=req.max_completion_length,
+        num_generations=req.num_generations, gradient_checkpointing=gradient_checkpointing(req, device),
+        precision=precision, device=device, optimizer=req.optimizer, lora_dropout=req.lora_dropout,
     )
     predicted = memory_breakdown(arch, workload)
     if device == "cuda":
@@ -163,16 +135,10 @@ def calibrate(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS, timeou
         train_loss=result.get("train_loss"), job_id=job.job_id, measured_by=measured_by,
     )
     if measured_tps and device == "cpu":
-        _save_cpu_rate(float(measured_tps) * tp.flops_per_token)
+        save_cpu_rate(float(measured_tps) * tp.flops_per_token)
         plan.notes.append(f"This machine's measured training rate ({float(measured_tps) * tp.flops_per_token / 1e9:.1f} GFLOP/s) "
                           f"is saved in {calibration_path()} and used by later local plans.")
     return plan
 
 
-def _save_cpu_rate(flops_per_second: float) -> None:
-    data = load_calibration()
-    data["cpu"] = {"effective_gflops": round(flops_per_second / 1e9, 2), "cores": os.cpu_count(), "measured_at": time.time()}
-    try:
-        calibration_path().write_text(json.dumps(data, indent=2), encoding="utf-8")
-    except OSError:
-        pass
+__all__ = ["plan", "run_canary", "sample_rows", "load_calibration", "calibration_path", "CANARY_STEPS"]
