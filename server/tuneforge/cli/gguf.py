@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         return install_toolchain(args)
     if args.backend == "hf":
         return run_cloud(args)
-    from ..gguf import export_gguf
+    from ..actions.export import export_gguf
 
     kwargs: dict[str, Any] = dict(quants=args.quant, out=args.out, base=args.base, job_id=args.job_id,
                                   push_to=args.push_to, system_prompt=args.system_prompt, private=args.private)
@@ -121,7 +121,7 @@ def install_toolchain(args: argparse.Namespace) -> int:
 def run_cloud(args: argparse.Namespace) -> int:
     """--backend hf: submit the export as a Hugging Face job and answer at once, like `train`."""
     from ..config import parse_duration
-    from ..gguf.cloud import submit_export
+    from ..actions.export import submit_export
 
     result = submit_export(args.model, job_id=args.job_id, base=args.base, quants=args.quant, push_to=args.push_to,
                            flavor=args.flavor, timeout_seconds=parse_duration(args.timeout) if args.timeout else None,

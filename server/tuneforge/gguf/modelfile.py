@@ -238,6 +238,7 @@ def _triple_quoted(text: str, what: str) -> str:
         raise TuneforgeError(
             f'The {what} contains """, which an Ollama Modelfile cannot hold.',
             'Remove the triple quotes from it (or pass --system-prompt with the text you want in the Modelfile).',
+            code="gguf.modelfile_quotes",
         )
     return f'"""{text}"""'
 

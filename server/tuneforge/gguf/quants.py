@@ -64,13 +64,14 @@ def parse_quants(quants: list[str] | str | None) -> list[QuantType]:
             if name and name not in names:
                 names.append(name)
     if not names:
-        raise TuneforgeError("No quantization type given.", f"Pass for example --quant f16,q4_k_m (known: {known()}).")
+        raise TuneforgeError("No quantization type given.", f"Pass for example --quant f16,q4_k_m (known: {known()}).", code="gguf.no_quant")
     unknown = [n for n in names if n not in QUANTS]
     if unknown:
         raise TuneforgeError(
             f"Unknown quantization type{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}.",
             f"Use one or more of: {known()}.",
             details={"unknown": unknown, "known": list(QUANTS)},
+            code="gguf.unknown_quant",
         )
     return [QUANTS[n] for n in names]
 

@@ -143,6 +143,7 @@ def _run(cmd: list[str], log: Path, *, env: dict[str, str] | None = None, cwd: P
             f"Building the llama.cpp toolchain failed while {what} (exit {proc.returncode}).\n{tail}",
             f"See the full log in {log}. Building needs a C/C++ compiler, cmake and access to PyPI "
             f"(pip download llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}).",
+            code="gguf.toolchain_build_failed",
         )
 
 
@@ -203,6 +204,7 @@ def _build(d: Path, progress: Progress) -> Toolchain:
         raise TuneforgeError(
             f"pip did not produce the llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} source archive in {download}.",
             f"See {log}.",
+            code="gguf.toolchain_build_failed",
         )
 
     progress("Extracting the source")
@@ -216,12 +218,13 @@ def _build(d: Path, progress: Progress) -> Toolchain:
     vendor = src / "vendor" / "llama.cpp"
     convert = vendor / "convert_hf_to_gguf.py"
     if not convert.is_file():
-        raise TuneforgeError(f"The sdist has no {convert.relative_to(src_root)}.", f"See {log}.")
+        raise TuneforgeError(f"The sdist has no {convert.relative_to(src_root)}.", f"See {log}.", code="gguf.toolchain_build_failed")
     commit = _commit(vendor)
     if not commit.startswith(LLAMA_CPP_COMMIT):
         raise TuneforgeError(
             f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} bundles llama.cpp {commit}, expected {LLAMA_CPP_COMMIT}.",
             "The registry package changed under the pin; report this to tuneforge.",
+            code="gguf.toolchain_pin_mismatch",
         )
 
     progress("Building llama.cpp (8-16 minutes on 2 cores; once per machine)")
@@ -309,4 +312,5 @@ def _smoke_test(tc: Toolchain, log: Path) -> None:
         raise TuneforgeError(
             f"The built toolchain does not import: {proc.stderr.strip().splitlines()[-1:]}",
             f"See {log}.",
+            code="gguf.toolchain_broken",
         )

@@ -1,0 +1,108 @@
+"""Export a model to verified GGUF files: here (`export_gguf`) or as a Hugging Face job (`submit_export`).
+
+What the faces (CLI `tuneforge gguf`, the MCP tool, the Python API) call. Import-light: the pipeline
+and everything heavy (in subprocesses) load only when called.
+
+    from tuneforge.actions.export import export_gguf
+    report = export_gguf("outputs/adapter", quants=["f16", "q4_k_m"], out="gguf/")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import TuneforgeError
+
+if TYPE_CHECKING:
+    from ..gguf.cloud import CloudExport
+    from ..reports.gguf import GGUFReport
+
+Progress = Callable[[int, int, str], None]
+
+
+def export_gguf(model: str | None = None, *, quants: list[str] | str | None = None, out: str | None = None,
+                base: str | None = None, job_id: str | None = None, push_to: str | None = None,
+                system_prompt: str | None = None, progress: Progress | None = None,
+                private: bool | None = None) -> "GGUFReport":
+    """Merge (LoRA adapters), convert, quantize and verify GGUF files, write an Ollama Modelfile, push if asked.
+
+    MODEL is a model folder, a LoRA adapter folder or a Hub id; or pass job_id for a finished training
+    job. `progress(step, total, message)` is called as the export moves on. Every input is checked
+    (in a second) before any heavy work starts.
+    """
+    from ..gguf import source as src
+    from ..gguf.export import check_training_stack, run_export
+    from ..gguf.quants import parse_quants
+
+    quant_types = parse_quants(quants)
+    check_training_stack()
+    if push_to:
+        from ..gguf.hub import check_can_push
+
+        check_can_push(push_to)
+    source = src.resolve(model, base=base, job_id=job_id, system_prompt=system_prompt)
+    out_dir = (Path(out).expanduser() if out else default_out(source.name, job_id)).resolve()
+    return run_export(source, quant_types, out_dir, push_to=push_to, progress=progress, private=private)
+
+
+def default_out(name: str, job_id: str | None) -> Path:
+    """A training job's outputs/gguf, else $TUNEFORGE_HOME/gguf/NAME."""
+    from ..paths import home
+
+    if job_id:
+        from ..jobs.service import JobService
+
+        outputs = JobService().store.get(job_id).outputs
+        if outputs.get("output_dir"):
+            return Path(outputs["output_dir"]) / "gguf"
+    return home() / "gguf" / name
+
+
+def submit_export(model: str | None = None, *, job_id: str | None = None, base: str | None = None,
+                  quants: list[str] | str | None = None, push_to: str | None = None, flavor: str | None = None,
+                  timeout_seconds: int | None = None, system_prompt: str | None = None,
+                  private: bool | None = None) -> "CloudExport":
+    """The same export as a Hugging Face job (`--backend hf`) of a Hub model or a finished hf job's pushed model:
+    answers at once with the job id, URL, flavor and what it will push."""
+    from ..flavors import price_for
+    from ..gguf import cloud
+    from ..gguf.hub import REPO_ID
+    from ..gguf.quants import parse_quants
+    from ..jobs.service import JobService
+    from ..jobs.workspace import job_folder
+    from ..records import new_job_id
+
+    quant_types = parse_quants(quants)
+    if not push_to:
+        raise TuneforgeError("A Hugging Face export job needs somewhere to push: the cloud machine is deleted when the job ends.",
+                             "Add --push-to your-name/model-name-GGUF (a model repo you can write to), or export here with --backend local.",
+                             code="gguf.push_target_required")
+    if not REPO_ID.match(push_to):
+        raise TuneforgeError(f"--push-to {push_to!r} is not a Hub repo id.", "Write it as owner/name, e.g. me/my-model-GGUF.",
+                             code="gguf.bad_push_target")
+    repo, base, system_prompt, source_job = cloud.cloud_ref(model, job_id, base, system_prompt)
+
+    new_id = new_job_id()
+    job_dir = job_folder(new_id)
+    hub_model = cloud.inspect_hub_model(repo, base, job_dir)
+    choice = cloud.choose_flavor(hub_model.n_params, adapter=hub_model.adapter, flavor=flavor)
+    timeout = timeout_seconds or cloud.default_timeout(hub_model.n_params)
+    config = cloud.export_config(hub_model, quant_types, push_to=push_to, private=private, system_prompt=system_prompt,
+                                 timeout=timeout, source_job=source_job, choice=choice)
+    spec = cloud.stage_export(config, job_dir, new_id, choice.flavor)
+    job = JobService().submit(spec, backend="hf", kind="gguf", export=config, price_per_hour=price_for(choice.flavor),
+                              job_id=new_id, job_dir=job_dir)
+    hours = timeout / 3600
+    return cloud.CloudExport(
+        job_id=job.job_id, backend="hf", stage=job.stage, url=job.url, backend_job_id=job.backend_job_id, job_dir=job.job_dir,
+        flavor=job.flavor, timeout_seconds=timeout,
+        max_cost_usd=None if job.price_per_hour is None else round(hours * job.price_per_hour, 2),
+        warnings=[] if choice.checks == "full" else [cloud.checks_text(choice.checks)],
+        next=f"tuneforge jobs wait {job.job_id}",
+        model=repo, base_model=hub_model.base_model, push_to=push_to, quants=[q.name for q in quant_types],
+        flavor_reason=choice.reason, files=[*cloud.file_names(config.name, quant_types).values(), "Modelfile", "README.md"],
+    )
+
+
+__all__ = ["export_gguf", "submit_export", "default_out"]
