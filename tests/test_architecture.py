@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "tuneforge.types": 0,
     "tuneforge.errors": 0,
     "tuneforge.paths": 0,
+    "tuneforge.flavors": 0,
     "tuneforge.records": 0,
     "tuneforge.reports": 0,
     "tuneforge.config": 0,

@@ -20,6 +20,7 @@ from tuneforge.backends.hf.errors import HubError
 from tuneforge.config import RunConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.jobs.service import JobService
+from tuneforge.jobs.workspace import support_files
 from tuneforge.records import JobStore
 from tuneforge.paths import template_path
 
@@ -104,9 +105,11 @@ def test_submit_ships_template_config_and_data_and_runs_uv_with_the_token_only_a
     assert hf["volumes"] == [{"type": "bucket", "source": f"{USER}/jobs-artifacts", "mountPath": "/data", "readOnly": True, "path": job.job_id}]
 
     files = hub.volume_files(job.backend_job_id)
-    assert set(files) == {"sft.py", "_common.py", "config.json", "dataset/train.jsonl"}
+    helpers = [rel.as_posix() for rel in support_files(template_path("sft").parent)]
+    assert set(files) == {"sft.py", *helpers, "config.json", "dataset/train.jsonl"}
     assert files["sft.py"] == template_path("sft").read_bytes()
-    assert files["_common.py"] == template_path("sft").with_name("_common.py").read_bytes()  # imported by the script
+    for rel in helpers:  # imported by the script, from next to it
+        assert files[rel] == (template_path("sft").parent / rel).read_bytes()
     assert files["dataset/train.jsonl"] == train_file.read_bytes()
     cloud = json.loads(files["config.json"])
     assert cloud["dataset"]["path"] == "/data/dataset/train.jsonl"
@@ -150,7 +153,7 @@ def test_train_on_a_multi_gpu_flavor_launches_one_process_per_gpu(hub, train_fil
     result = start_training(make_config(train_file), backend="hf", flavor="h200x4", skip_plan=True)
     job = JobStore().get(result.job_id)
     cloud = json.loads(hub.volume_files(job.backend_job_id)["config.json"])
-    assert cloud["launch"] == {"gpus": 4, "strategy": "ddp"} and job.config["launch"] == cloud["launch"]
+    assert cloud["launch"] == {"gpus": 4, "strategy": "ddp"} and job.config.launch.model_dump() == cloud["launch"]
 
 
 def test_launch_for_flavor_matches_the_official_multi_gpu_flavors():
@@ -277,6 +280,7 @@ def test_a_hub_that_keeps_failing_gives_up_after_three_tries_without_creating_a_
 
 def test_adoption_checks_the_label_itself_across_pages(hub, train_file):
     from tuneforge.backends.hf import HfJobsBackend
+    from tuneforge.backends.hf.connection import HubConnection
 
     first = submit(train_file)
     for _ in range(3):
@@ -284,10 +288,10 @@ def test_adoption_checks_the_label_itself_across_pages(hub, train_file):
     hub.page_size = 1
     hub.ignore_label_filter = True  # a Hub that ignored the filter must not make us adopt a stranger
     backend = HfJobsBackend()
-    api, token = backend._client()
-    found = backend._find(api, token, USER, first.job_id)
+    connection = HubConnection.open()
+    found = backend._find(connection, USER, first.job_id)
     assert found.id == first.backend_job_id
-    assert backend._find(api, token, USER, "tf-never-submitted") is None
+    assert backend._find(connection, USER, "tf-never-submitted") is None
 
 
 def test_an_unreachable_hub_is_a_connection_error_with_a_fix(hub, train_file, monkeypatch):

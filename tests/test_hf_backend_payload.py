@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tuneforge.jobs.workspace import support_files
 from test_hf_backend import USER, hub, train_file  # noqa: F401  (fixtures)
 
 from tuneforge import paths
@@ -63,7 +65,8 @@ def test_the_exact_payload_an_hf_job_receives_trains_the_tiny_model_and_pushes(h
     (data / "config.json").write_text(json.dumps(rewrite(cloud, data)))
     assert (data / "model" / "model.safetensors").read_bytes() == (tiny_llama_dir / "model.safetensors").read_bytes()
     # the template's shared helpers sit next to it in /data, as shipped
-    assert (data / "_common.py").read_bytes() == (paths.templates_dir() / "_common.py").read_bytes()
+    for rel in support_files(paths.templates_dir()):
+        assert (data / rel).read_bytes() == (paths.templates_dir() / rel).read_bytes()
 
     workdir = tmp_path / "job-cwd"  # the container's working directory: outputs are relative to it
     workdir.mkdir()

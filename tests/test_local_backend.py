@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tuneforge.config import RunConfig
 from tuneforge.records import JobSpec
 from tuneforge.jobs.service import JobService
 from tuneforge.progress import EVENT_PREFIX
@@ -87,7 +88,7 @@ def test_a_job_goes_from_scheduling_to_running_to_completed_with_exact_progress(
 def test_result_json_of_the_job_becomes_its_outputs(fake_script: Path, tmp_path: Path):
     service = JobService()
     out = tmp_path / "out"
-    job = service.submit(spec(fake_script, FAKE_OUT=str(out)), config={"output_dir": str(out)})
+    job = service.submit(spec(fake_script, FAKE_OUT=str(out)), config=RunConfig(model="owner/model", dataset={"path": "owner/data"}, output_dir=str(out)))
     done = service.wait(job.job_id, timeout=60, poll_seconds=0.1)
     assert done.outputs["result"]["eval_loss_after"] == 1.0
     assert done.outputs["output_dir"] == str(out)
@@ -255,5 +256,5 @@ def test_jobs_commands_answer_in_json_and_unknown_ids_get_a_fix(tuneforge_cli, f
 def test_events_prefix_in_templates_matches_the_reader():
     from tuneforge import paths
 
-    text = (paths.templates_dir() / "_common.py").read_text()
+    text = (paths.templates_dir() / "_shared" / "events.py").read_text()
     assert f'EVENT_PREFIX = "{EVENT_PREFIX}"' in text

@@ -1,25 +1,29 @@
-"""The MCP server through the SDK's own client over stdio: tools, schemas, structured results, tool errors.
+"""The MCP server through the SDK's own client: tools, schemas, structured results, tool errors.
 
-Every test starts `python -m tuneforge mcp` as a real subprocess with its own $TUNEFORGE_HOME. Jobs the
-tools read are real records in that home (written through the job store) or real local jobs (detached
-supervisor processes running small scripts), never mocks.
+Most tests connect the SDK's `Client` to `build_server()` in memory (the test's own $TUNEFORGE_HOME);
+the start-up handshake and the end-to-end runs go through `python -m tuneforge mcp` as a real subprocess
+over stdio. Jobs the tools read are real records in that home (written through the job store) or real
+local jobs (detached supervisor processes running small scripts), never mocks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
-from mcp_client import REPO, server_env, text_of, with_session
+from mcp_client import REPO, in_memory, server_env, text_of, with_session
 
 from tuneforge.jobs.service import JobService, JobStatus
+from tuneforge.config import RunConfig
 from tuneforge.records import Job, JobStore
-from tuneforge.mcp_server import JobList, JobLogs, JobWait
+from tuneforge.config import DatasetSpec, RunConfig
+from tuneforge.mcp.results import JobList, JobLogs, JobWait
 from tuneforge.reports.setup import SetupReport
 
 DEMO = REPO / "server" / "tuneforge" / "data" / "demo" / "train.jsonl"
@@ -36,18 +40,24 @@ def seed_finished_job(home: Path, lines: int = 1000, stage: str = "COMPLETED") -
     (job_dir / "job.log").write_text("".join(f"line {i}\n" for i in range(1, lines + 1)))
     now = time.time()
     job = Job(job_id=job_id, backend="local", kind="train", method="sft", stage=stage, message="completed",
-              job_dir=str(job_dir), config={"model": "HuggingFaceTB/SmolLM2-135M-Instruct"}, created_at=now - 60,
+              job_dir=str(job_dir), config=RunConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct", dataset={"path": "owner/data"}), created_at=now - 60,
               started_at=now - 50, finished_at=now - 5, progress={"step": 10, "total_steps": 10, "loss": 1.25})
     return JobStore().create(job)
 
 
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The test's environment without any Hugging Face token (env or file)."""
-    env = server_env(HF_HOME=str(tmp_path / "hf"), **extra)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **extra: str) -> None:
+    """The test's environment without any Hugging Face token (env or file), plus `extra`."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH"):
-        if key not in extra:
-            env.pop(key, None)
-    return env
+        monkeypatch.delenv(key, raising=False)
+    for key, value in extra.items():
+        monkeypatch.setenv(key, value)
+
+
+def code_of(result) -> str | None:
+    """The error code a tool error carries (`[area.reason] message`)."""
+    found = re.search(r"\[([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)\]", text_of(result))
+    return found.group(1) if found else None
 
 
 def test_every_capability_is_a_titled_described_annotated_tool_with_typed_input_and_output():
@@ -55,7 +65,7 @@ def test_every_capability_is_a_titled_described_annotated_tool_with_typed_input_
         listed = await session.list_tools()
         return listed.tools
 
-    tools = {t.name: t for t in with_session(body)}
+    tools = {t.name: t for t in in_memory(body)}
     assert ALL_TOOLS <= set(tools)
     for name, tool in tools.items():
         assert tool.title, name
@@ -106,13 +116,14 @@ def test_the_server_introduces_the_workflow_and_its_version():
     assert "ask" in init.instructions.lower()
 
 
-def test_check_setup_says_where_the_token_comes_from_and_never_shows_it(tmp_path: Path):
+def test_check_setup_says_where_the_token_comes_from_and_never_shows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     secret = "hf_SuperSecretValue123456"
 
     async def body(session):
         return await session.call_tool("check_setup", {})
 
-    without = with_session(body, env=clean_env(tmp_path))
+    clean_env(monkeypatch, tmp_path)
+    without = in_memory(body)
     assert not without.is_error
     report = SetupReport.model_validate(without.structured_content)
     assert report.hf_token.present is False and report.hf_token.source == "none"
@@ -121,7 +132,8 @@ def test_check_setup_says_where_the_token_comes_from_and_never_shows_it(tmp_path
     assert report.disk.free_gb > 0 and report.home.startswith(os.environ["TUNEFORGE_HOME"])
     assert report.torch.installed is True and report.train_extra.installed is True  # the test venv has the extra
 
-    with_env = with_session(body, env=clean_env(tmp_path, HF_TOKEN=secret))
+    clean_env(monkeypatch, tmp_path, HF_TOKEN=secret)
+    with_env = in_memory(body)
     report = SetupReport.model_validate(with_env.structured_content)
     assert report.hf_token.present is True and report.hf_token.source == "HF_TOKEN"
     assert secret not in text_of(with_env) and secret not in json.dumps(with_env.structured_content)
@@ -129,7 +141,8 @@ def test_check_setup_says_where_the_token_comes_from_and_never_shows_it(tmp_path
     token_file = tmp_path / "hf" / "token"
     token_file.parent.mkdir(parents=True)
     token_file.write_text(secret + "\n")
-    from_file = with_session(body, env=clean_env(tmp_path))
+    clean_env(monkeypatch, tmp_path)
+    from_file = in_memory(body)
     report = SetupReport.model_validate(from_file.structured_content)
     assert report.hf_token.source == "token file" and report.hf_token.path == str(token_file)
     assert secret not in text_of(from_file)
@@ -149,7 +162,7 @@ def test_job_tools_read_a_finished_job_with_capped_logs_and_a_way_to_page_back(t
             await session.call_tool("wait_for_job", {"job_id": job.job_id, "timeout_seconds": 5}),
         )
 
-    listed, running, status, logs, older, oldest, waited = with_session(body)
+    listed, running, status, logs, older, oldest, waited = in_memory(body)
     for result in (listed, running, status, logs, older, oldest, waited):
         assert not result.is_error, text_of(result)
     jobs = JobList.model_validate(listed.structured_content)
@@ -181,7 +194,7 @@ def test_log_pages_stay_within_the_character_budget(tuneforge_home: Path):
     async def body(session):
         return await session.call_tool("job_logs", {"job_id": job.job_id, "tail": 500})
 
-    result = with_session(body)
+    result = in_memory(body)
     page = JobLogs.model_validate(result.structured_content)
     assert sum(len(line) + 1 for line in page.lines) <= 24_000
     assert all(len(line) <= 600 for line in page.lines)
@@ -209,7 +222,7 @@ def test_read_only_tools_refuse_malformed_arguments_as_tool_errors():
         return [(tool, args, await session.call_tool(tool, args)) for tool, args in MALFORMED]
 
     accepted = []
-    for tool, args, result in with_session(body):
+    for tool, args, result in in_memory(body):
         if not (result.is_error and tool in text_of(result) and "validation error" in text_of(result)):
             accepted.append(f"{tool}({args}) -> {text_of(result)[:200]}")
     assert not accepted, "malformed calls not refused:\n" + "\n".join(accepted)
@@ -228,13 +241,15 @@ def test_a_missing_job_or_dataset_comes_back_as_an_error_that_names_the_fix(tmp_
             )
         ]
 
-    results = with_session(body)
+    results = in_memory(body)
     for result in results[:4]:
         text = text_of(result)
         assert result.is_error and "tf-20990101-000000-ffffff" in text
         assert "Fix: call list_jobs" in text
+        assert code_of(result) == "job.not_found"
     missing = results[4]
     assert missing.is_error and "missing.jsonl" in text_of(missing) and "Fix:" in text_of(missing)
+    assert code_of(missing) == "dataset.not_found"
 
 
 def test_the_dataset_doctor_and_planner_answer_through_the_server(smollm2_dir: Path):
@@ -244,7 +259,7 @@ def test_the_dataset_doctor_and_planner_answer_through_the_server(smollm2_dir: P
             await session.call_tool("plan_training", {"model": str(smollm2_dir), "method": "sft", "dataset": str(DEMO)}),
         )
 
-    report, plan = with_session(body)
+    report, plan = in_memory(body)
     assert not report.is_error, text_of(report)
     assert report.structured_content["rows"] == sum(1 for line in DEMO.read_text().splitlines() if line.strip())
     assert report.structured_content["format"] == "messages"
@@ -267,11 +282,13 @@ def test_a_paid_run_is_refused_until_the_user_confirmed_and_nothing_is_submitted
         jobs = await session.call_tool("list_jobs", {})
         return refused, nowhere, missing, bad, jobs
 
-    refused, nowhere, missing, bad, jobs = with_session(body)
+    refused, nowhere, missing, bad, jobs = in_memory(body)
     assert nowhere.is_error and "push_to_hub=" in text_of(nowhere)
     assert refused.is_error and "confirmed=true" in text_of(refused) and "plan_training" in text_of(refused)
     assert missing.is_error and "needs model" in text_of(missing) and "Fix:" in text_of(missing)
     assert bad.is_error and "max_length" in text_of(bad)
+    assert [code_of(r) for r in (refused, nowhere, missing)] == [
+        "train.not_confirmed", "config.push_target_required", "config.missing_field"]
     assert JobList.model_validate(jobs.structured_content).count == 0
 
 
@@ -288,9 +305,10 @@ def test_a_config_file_and_flat_arguments_combine_into_one_validated_config(tmp_
     async def body(session):
         return await session.call_tool("submit_training", {"config_path": str(config), "max_steps": 3})
 
-    result = with_session(body)
+    result = in_memory(body)
     assert result.is_error
     assert "bogus_key: unknown key" in text_of(result) and str(config) in text_of(result)
+    assert code_of(result) == "config.invalid"
 
 
 def _script(tmp_path: Path, name: str, code: str) -> Path:
@@ -318,7 +336,7 @@ def test_waiting_for_a_running_job_sends_progress_notifications_until_it_complet
         return await session.call_tool("wait_for_job", {"job_id": job.job_id, "timeout_seconds": 60, "poll_seconds": 0.2},
                                        progress_callback=on_progress)
 
-    result = with_session(body)
+    result = in_memory(body)
     assert not result.is_error, text_of(result)
     waited = JobWait.model_validate(result.structured_content)
     assert waited.finished and waited.job.stage == "COMPLETED"
@@ -348,7 +366,7 @@ def test_cancel_job_stops_a_running_local_job(tmp_path: Path):
     async def body(session):
         return await session.call_tool("cancel_job", {"job_id": job.job_id})
 
-    result = with_session(body)
+    result = in_memory(body)
     assert not result.is_error, text_of(result)
     assert JobStatus.model_validate(result.structured_content).stage == "CANCELED"
     pgid = JobStore().get(job.job_id).pgid
@@ -426,6 +444,8 @@ def test_export_gguf_needs_something_to_export_and_says_so():
         return (await session.call_tool("export_gguf", {}),
                 await session.call_tool("export_gguf", {"model": "/nonexistent/model-dir"}))
 
-    nothing, missing = with_session(body)
+    nothing, missing = in_memory(body)
     assert nothing.is_error and "Fix:" in text_of(nothing)
     assert missing.is_error and "/nonexistent/model-dir" in text_of(missing) and "Fix:" in text_of(missing)
+    assert (code_of(nothing), code_of(missing)) == ("gguf.nothing_to_export", "gguf.not_found")
+    assert "job_id" in text_of(nothing)  # the agent's spelling, not the CLI's --job

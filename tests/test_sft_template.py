@@ -11,6 +11,7 @@ import pytest
 from tuneforge import paths
 from tuneforge.config import RunConfig
 from tuneforge.jobs.service import JobService
+from tuneforge.jobs.workspace import support_files
 from tuneforge.progress import parse_event
 
 
@@ -98,4 +99,5 @@ def test_a_real_lora_sft_run_lowers_the_loss_and_writes_every_output(tiny_llama_
     assert (out / "README.md").read_text().count(str(tiny_llama_dir)) >= 1
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.name.startswith("checkpoint-")) == ["checkpoint-12", "checkpoint-6"]
     assert (Path(done.job_dir) / "sft.py").read_bytes() == paths.template_path("sft").read_bytes()
-    assert (Path(done.job_dir) / "_common.py").read_bytes() == (paths.templates_dir() / "_common.py").read_bytes()
+    for rel in support_files(paths.templates_dir()):
+        assert (Path(done.job_dir) / rel).read_bytes() == (paths.templates_dir() / rel).read_bytes()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..flavors import check_launch, gpus_of, launch_for_flavor, price_for
 from ..config import RunConfig
 from ..errors import ConfigError, MissingDependency
+from ..flavors import check_launch, gpus_of, launch_for_flavor
 from ..jobs.service import JobService, SubmitResult
 from ..planner import plan_for_config
 from ..reports.plan import Plan
@@ -73,9 +73,9 @@ def start_training(
         warnings.append("No plan was made (model info unavailable): flavor and timeout are used as given, "
                         "with no time or cost estimate.")
     config = resolve_launch(config, backend, flavor, plan)
-    price = plan.price_per_hour if plan is not None else (price_for(flavor) if flavor else None)
     job = service.submit_training(
-        config, backend=backend, plan=plan, flavor=flavor, price_per_hour=price, gpus=config.launch.gpus,
+        config, backend=backend, plan=plan, flavor=flavor, price_per_hour=plan.price_per_hour if plan is not None else None,
+        gpus=config.launch.gpus,
         distributed=plan.distributed if plan is not None else None,
     )
     return SubmitResult(

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
 from ..types import Method
@@ -38,6 +38,15 @@ def _check_token(value: str, what: str) -> str:
 
 def is_repo_id(value: str) -> bool:
     return bool(_REPO_ID.match(value)) and ".." not in value and not value.endswith(".")
+
+
+#: validation context of a config read back from a job record: its paths were checked at submit and may
+#: be gone since (a deleted dataset must not make the job's record unreadable)
+STORED = {"stored": True}
+
+
+def is_stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
 
 
 def check_model_ref(value: str, what: str = "model") -> str:
@@ -81,8 +90,10 @@ class DatasetSpec(Strict):
 
     @field_validator("path", "eval_path")
     @classmethod
-    def _ref(cls, v: str | None, info: Any) -> str | None:
-        return None if v is None else check_model_ref(v, f"dataset {info.field_name}")
+    def _ref(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or is_stored(info):
+            return v
+        return check_model_ref(v, f"dataset {info.field_name}")
 
     @field_validator("split", "subset", "eval_split")
     @classmethod
@@ -209,8 +220,8 @@ class RunConfig(Strict):
 
     @field_validator("model")
     @classmethod
-    def _model(cls, v: str) -> str:
-        return check_model_ref(v, "model")
+    def _model(cls, v: str, info: ValidationInfo) -> str:
+        return v if is_stored(info) else check_model_ref(v, "model")
 
     @field_validator("output_dir")
     @classmethod

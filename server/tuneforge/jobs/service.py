@@ -19,7 +19,9 @@ from ..config.export import ExportConfig
 from ..errors import TuneforgeError
 from ..records import Job, JobSpec, JobStore, new_job_id
 from ..reports.plan import Plan
-from ..types import TERMINAL, Method
+from ..flavors import check_launch
+from ..planner.hardware import hardware_table
+from ..types import TERMINAL, BackendName, Method
 from .workspace import job_folder, stage_template
 
 LOG_TAIL_DEFAULT = 20
@@ -151,7 +153,16 @@ class JobService:
         distributed: str | None = None,
         labels: dict[str, str] | None = None,
     ) -> Job:
-        """Write the config next to the job and submit the method's static template with it."""
+        """Write the config next to the job and submit the method's static template with it.
+
+        On hf, the flavor's GPUs must match the config's launch (refused before anything is uploaded), and
+        a job submitted without a price gets the flavor's from the hardware table (live when reachable)."""
+        if backend == BackendName.HF and flavor:
+            known = hardware_table().get(flavor)
+            if known is not None:
+                check_launch(config.launch, flavor, known.gpus, distributed)
+                if price_per_hour is None:
+                    price_per_hour = known.price_per_hour
         job_id = new_job_id()
         job_dir = job_folder(job_id)
         if backend == "local" and not Path(config.output_dir).is_absolute():

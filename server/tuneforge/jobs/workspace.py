@@ -23,7 +23,7 @@ def job_folder(job_id: str) -> Path:
 
 def support_files(templates: Path) -> list[Path]:
     """The helper modules a template imports, relative to the templates folder."""
-    helpers = sorted(p.relative_to(templates) for p in templates.glob("_*.py"))
+    helpers = sorted(p.relative_to(templates) for p in templates.glob("_*.py") if p.name != "__init__.py")
     shared = sorted(p.relative_to(templates) for p in (templates / SHARED_PACKAGE).glob("*.py"))
     return helpers + shared
 

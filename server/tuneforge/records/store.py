@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from .. import paths
 from ..errors import JobNotFound
+from ..config.schema import STORED
 from .job import Job
 from ..types import STAGES, TERMINAL, Stage
 
@@ -74,12 +75,11 @@ class JobStore:
                 if row is None:
                     con.execute("ROLLBACK")
                     raise JobNotFound(job_id)
-                job = Job.model_validate_json(row[0])
+                job = Job.model_validate_json(row[0], context=STORED)
                 if only_if_active and job.terminal:
                     con.execute("ROLLBACK")
                     return None
-                job = job.model_copy(update=changes)
-                Job.model_validate(job.model_dump())  # re-check types of the changes
+                job = Job.model_validate({**job.model_dump(), **changes}, context=STORED)  # typed changes
                 con.execute(
                     "UPDATE jobs SET stage = ?, data = ? WHERE job_id = ?",
                     (job.stage, job.model_dump_json(), job_id),
@@ -97,7 +97,7 @@ class JobStore:
             row = con.execute("SELECT data FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(job_id)
-        return Job.model_validate_json(row[0])
+        return Job.model_validate_json(row[0], context=STORED)
 
     def list(self, *, limit: int = 50, stage: str | None = None, backend: str | None = None) -> list[Job]:
         query, args = "SELECT data FROM jobs", []
@@ -114,4 +114,4 @@ class JobStore:
         args.append(limit)
         with self._connect() as con:
             rows = con.execute(query, args).fetchall()
-        return [Job.model_validate_json(r[0]) for r in rows]
+        return [Job.model_validate_json(r[0], context=STORED) for r in rows]
