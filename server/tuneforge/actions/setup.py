@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import __version__, paths
+from ..gguf import toolchain
 from ..reports.setup import (
     LOW_DISK_GB,
     BackendStatus, DiskStatus, GpuInfo, HfToken, PackageStatus, SetupReport, ToolchainStatus, TorchInfo, TrainExtra,
@@ -149,10 +150,6 @@ def check_disk(root: Path) -> DiskStatus:
 
 
 def check_toolchain() -> ToolchainStatus:
-    try:
-        from ..gguf import toolchain
-    except ImportError:
-        return ToolchainStatus(cached=False, note="GGUF export is not available in this version.")
     tc = toolchain.installed()
     if tc is None:
         return ToolchainStatus(
@@ -162,10 +159,6 @@ def check_toolchain() -> ToolchainStatus:
             note="Built on the first GGUF export (8-16 minutes on 2 cores), then cached.",
         )
     return ToolchainStatus(cached=True, path=tc.root, version=tc.version, commit=tc.commit, note="Ready.")
-
-
-def _hf_backend_exists() -> bool:
-    return _installed("tuneforge.backends.hf")
 
 
 # ---- the report ------------------------------------------------------------------------------------
@@ -190,9 +183,7 @@ def check_setup(online: bool = False) -> SetupReport:
             "Install the training extra for local runs: pip install 'tuneforge[train]' "
             "(CPU-only machines: install torch from https://download.pytorch.org/whl/cpu first)."
         )
-    if not _hf_backend_exists():
-        hf = BackendStatus(name="hf", available=False, reason="The Hugging Face Jobs backend is not available in this version.")
-    elif not token.present:
+    if not token.present:
         hf = BackendStatus(name="hf", available=False, reason="No Hugging Face token found.")
         steps.append("Log in for Hugging Face Jobs and Hub pushes: `hf auth login`, or set HF_TOKEN in the environment.")
     elif online and token.whoami_error:
