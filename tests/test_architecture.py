@@ -140,3 +140,14 @@ def test_the_cycle_finder_finds_a_cycle():
 def test_no_module_is_over_400_lines(module):
     lines = MODULES[module].read_text(encoding="utf-8").count("\n")
     assert lines <= 400, f"{MODULES[module]} has {lines} lines; split it by concern"
+
+
+def test_every_package_is_listed_for_the_wheel():
+    import tomllib
+
+    repo = ROOT.parent
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py")}
+    found |= {".".join(("tuneforge", "templates", *p.parent.relative_to(repo / "templates").parts))
+              for p in (repo / "templates").rglob("__init__.py")}
+    assert found == listed, f"not listed in pyproject.toml: {sorted(found - listed)}; listed but gone: {sorted(listed - found)}"
