@@ -1,7 +1,9 @@
-"""Talk to `tuneforge mcp` the way an agent does: a real subprocess over stdio, the SDK's own client.
+"""Talk to tuneforge's MCP server with the SDK's own client: in memory, or as an agent does over stdio.
 
-Used by the tests/test_mcp*.py files. Each call starts a fresh server with the test's environment
-(its own $TUNEFORGE_HOME), runs `body(session)` and returns what it returns.
+Used by the tests/test_mcp*.py files. `in_memory(body)` connects the SDK's `Client` to a fresh
+`build_server()` in this process (the test's environment, its own $TUNEFORGE_HOME); `with_session(body)`
+starts `python -m tuneforge mcp` as a real subprocess. Both run `body(client)` and return what it returns;
+the body sees the same `list_tools` / `call_tool(name, args, progress_callback=...)` either way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import anyio
-from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp import Client, ClientSession, StdioServerParameters, stdio_client
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,6 +45,18 @@ def with_session(body: Callable[[ClientSession], Awaitable[Any]], *, env: dict[s
                         return await body(session)
         finally:
             log.close()
+
+    return anyio.run(main)
+
+
+def in_memory(body: Callable[[Client], Awaitable[Any]], *, timeout: float = 120.0) -> Any:
+    """Connect the SDK's client to a fresh server in this process, run body(client)."""
+    from tuneforge.mcp.server import build_server
+
+    async def main() -> Any:
+        with anyio.fail_after(timeout):
+            async with Client(build_server()) as client:
+                return await body(client)
 
     return anyio.run(main)
 

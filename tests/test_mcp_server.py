@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 from mcp_client import REPO, in_memory, server_env, text_of, with_session
 
-from tuneforge.jobs.service import JobService, JobStatus
 from tuneforge.config import RunConfig
+from tuneforge.jobs.service import JobService, JobStatus
 from tuneforge.records import Job, JobStore
-from tuneforge.config import DatasetSpec, RunConfig
 from tuneforge.mcp.results import JobList, JobLogs, JobWait
 from tuneforge.reports.setup import SetupReport
 

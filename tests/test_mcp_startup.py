@@ -41,7 +41,7 @@ def test_starting_listing_tools_and_checking_setup_imports_no_training_library(t
     assert len(tools.tools) >= 10 and not setup.is_error and not jobs.is_error, text_of(setup)
     modules = imported_modules(errlog.read_text())
     # the log is real: it saw the server itself and the SDK
-    assert {"tuneforge.mcp_server", "mcp.server.mcpserver", "tuneforge.setup_check"} <= modules
+    assert {"tuneforge.mcp.server", "mcp.server.mcpserver", "tuneforge.actions.setup"} <= modules
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert not heavy, f"imported at start-up: {heavy[:20]}"
 

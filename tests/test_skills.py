@@ -80,7 +80,7 @@ def test_a_valid_skill_with_mentioned_references_passes(tmp_path: Path):
 
 
 def _server_tools() -> set[str]:
-    from tuneforge.mcp_server import build_server
+    from tuneforge.mcp.server import build_server
 
     return {t.name for t in anyio.run(build_server().list_tools)}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
 from typing import Any
 
 from rich.markup import escape
@@ -122,16 +121,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     service = _service()
     if args.follow and not args.json:
-        seen = 0
-        while True:
-            job = service.refresh(args.job_id)
+        printed = [0]
+
+        def print_new_lines(job: Job) -> None:
             lines = service.logs(args.job_id, tail=None, job=job)
-            for line in lines[seen:]:
+            for line in lines[printed[0]:]:
                 output.stdout.print(escape(line), highlight=False)
-            seen = len(lines)
-            if job.terminal:
-                return 0
-            time.sleep(1.0)
+            printed[0] = len(lines)
+
+        service.wait(args.job_id, poll_seconds=1.0, on_update=print_new_lines)
+        return 0
     lines = service.logs(args.job_id, tail=None if args.all else args.tail)
     if args.json:
         output.print_json({"job_id": args.job_id, "lines": lines})

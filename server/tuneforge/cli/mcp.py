@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace | None = None) -> int:
-    from ..mcp_server import serve
+    from ..mcp.server import serve
 
     serve()
     return 0

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..config import METHODS, RunConfig, load_mapping, parse_duration
+from ..config.overrides import merge_config
 from ..errors import ConfigError
 from . import output
 from .jobs import follow_job
@@ -46,55 +47,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
-    if value is None:
-        return
-    node = data
-    *parents, leaf = dotted.split(".")
-    for key in parents:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"Config key {key!r} must be a mapping.", f"Write {key}: as a mapping of settings.")
-    node[leaf] = value
+#: flag (argparse dest) -> the config field it sets
+FLAG_FIELDS = {
+    "method": "method", "model": "model", "dataset": "dataset.path", "split": "dataset.split",
+    "eval_dataset": "dataset.eval_path", "max_steps": "train.max_steps", "epochs": "train.epochs",
+    "learning_rate": "train.learning_rate", "batch_size": "train.per_device_batch_size",
+    "grad_accum": "train.gradient_accumulation_steps", "max_length": "max_length", "peft": "peft.kind",
+    "lora_r": "peft.r", "lora_alpha": "peft.alpha", "merge": "merge", "push_to": "push_to_hub",
+    "output": "output_dir", "system_prompt": "system_prompt", "seed": "seed",
+}
+
+
+def column_map_from_flags(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    mapping = {}
+    for item in items:
+        target, sep, source = item.partition("=")
+        if not sep or not target or not source:
+            raise ConfigError(f"--column-map {item!r} is not TARGET=SOURCE.", "Write it like --column-map prompt=question.",
+                              code="config.bad_column_map")
+        mapping[target] = source
+    return mapping
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    data: dict[str, Any] = load_mapping(args.config) if args.config else {}
-    if isinstance(data.get("dataset"), str):
-        data["dataset"] = {"path": data["dataset"]}
-    _set(data, "method", args.method)
-    _set(data, "model", args.model)
-    _set(data, "dataset.path", args.dataset)
-    _set(data, "dataset.split", args.split)
-    _set(data, "dataset.eval_path", args.eval_dataset)
-    if args.column_map:
-        mapping = {}
-        for item in args.column_map:
-            target, sep, source = item.partition("=")
-            if not sep or not target or not source:
-                raise ConfigError(f"--column-map {item!r} is not TARGET=SOURCE.", "Write it like --column-map prompt=question.")
-            mapping[target] = source
-        _set(data, "dataset.column_map", mapping)
-    _set(data, "train.max_steps", args.max_steps)
-    _set(data, "train.epochs", args.epochs)
-    _set(data, "train.learning_rate", args.learning_rate)
-    _set(data, "train.per_device_batch_size", args.batch_size)
-    _set(data, "train.gradient_accumulation_steps", args.grad_accum)
-    _set(data, "max_length", args.max_length)
-    _set(data, "peft.kind", args.peft)
-    _set(data, "peft.r", args.lora_r)
-    _set(data, "peft.alpha", args.lora_alpha)
-    _set(data, "merge", args.merge)
-    _set(data, "push_to_hub", args.push_to)
-    _set(data, "output_dir", args.output)
-    _set(data, "system_prompt", args.system_prompt)
-    _set(data, "seed", args.seed)
-    if args.timeout is not None:
-        _set(data, "timeout_seconds", parse_duration(args.timeout))
-    missing = [flag for key, flag in (("model", "--model"), ("dataset", "--dataset")) if not data.get(key)]
-    if missing:
-        raise ConfigError(f"Missing {' and '.join(missing)}.", "Pass them as flags or put them in a --config file.")
-    return RunConfig.from_dict(data, source=args.config or "command-line flags")
+    overrides = {field: getattr(args, dest) for dest, field in FLAG_FIELDS.items()}
+    overrides["dataset.column_map"] = column_map_from_flags(args.column_map)
+    overrides["timeout_seconds"] = parse_duration(args.timeout) if args.timeout is not None else None
+    return merge_config(load_mapping(args.config) if args.config else None, overrides=overrides,
+                        source=args.config or "command-line flags", required={"model": "--model", "dataset": "--dataset"},
+                        missing_fix="Pass them as flags or put them in a --config file.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
 def render(report: Any, args: argparse.Namespace | None = None) -> None:
     out = output.stdout
-    from ..doctor.rows import FORMAT_WORDS
+    from ..doctor.row_shapes import FORMAT_WORDS
 
     layout = FORMAT_WORDS.get(report.format, report.format)
     out.print(f"[bold]{escape(report.source)}[/bold]: {report.rows:,} row(s), {escape(layout)}"

@@ -1,0 +1,76 @@
+"""The MCP server: registers the tools (each a function in `tools/`) and serves them on stdio.
+
+Start-up stays light: this module and the tool modules import the MCP SDK, pydantic and tuneforge's
+model modules only; capabilities (dataset doctor, planner, training, GGUF export) load inside the
+tools that use them, so nothing here imports torch, transformers, trl, peft or datasets.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Callable
+
+from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
+
+from .. import __version__
+from .annotations import CANCEL, EXPORT, READ_ONLY, SUBMIT
+from .tools.datasets import validate_dataset
+from .tools.gguf import export_gguf
+from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
+from .tools.planning import plan_training
+from .tools.setup import check_setup
+from .tools.training import submit_training
+from .tools.waiting import wait_for_job
+
+SERVER_NAME = "tuneforge"
+
+INSTRUCTIONS = """\
+tuneforge fine-tunes open LLMs (SFT, DPO, GRPO, KTO, reward models) locally or on Hugging Face Jobs and
+exports verified GGUF files. Workflow: check_setup -> validate_dataset -> plan_training -> show the user
+the plan (hardware, time, cost) and ask before any paid run -> submit_training -> report the job id,
+URL and how to check -> job_status only when the user asks -> export_gguf when training is COMPLETED.
+Every error names its fix; follow it rather than retrying blindly."""
+
+#: (tool function, title, annotations), in the order clients list them; the name is the function's
+TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
+    (check_setup, "Check setup", READ_ONLY),
+    (validate_dataset, "Validate a dataset", READ_ONLY),
+    (plan_training, "Plan a training run", READ_ONLY),
+    (submit_training, "Submit a training job", SUBMIT),
+    (job_status, "Job status", READ_ONLY),
+    (job_logs, "Job logs", READ_ONLY),
+    (list_jobs, "List jobs", READ_ONLY),
+    (cancel_job, "Cancel a job", CANCEL),
+    (wait_for_job, "Wait for a job", READ_ONLY),
+    (export_gguf, "Export GGUF", EXPORT),
+)
+
+
+def describe(fn: Callable[..., Any]) -> str:
+    """A tool's description from its docstring: dedented, paragraphs joined into single lines."""
+    text = inspect.cleandoc(fn.__doc__ or "")
+    return re.sub(r"(?<!\n)\n(?!\n)", " ", text)
+
+
+def build_server() -> MCPServer:
+    server = MCPServer(
+        name=SERVER_NAME,
+        title="tuneforge",
+        description="Fine-tune open LLMs: validate data, plan hardware and cost, train, export GGUF.",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        log_level="WARNING",
+    )
+    for fn, title, annotations in TOOLS:
+        server.add_tool(fn, name=fn.__name__, title=title, description=describe(fn), annotations=annotations)
+    return server
+
+
+def serve() -> None:
+    """Run the server on stdin/stdout until the client closes the stream."""
+    build_server().run("stdio")
+
+
+__all__ = ["build_server", "serve", "describe", "TOOLS", "INSTRUCTIONS", "SERVER_NAME"]

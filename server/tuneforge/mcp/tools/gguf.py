@@ -1,0 +1,40 @@
+"""export_gguf: verified GGUF files (and an Ollama Modelfile) from a model, an adapter or a finished job."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from ...reports.gguf import GGUFReport
+from ..errors import tool_errors
+
+
+async def export_gguf(
+    ctx: Context,
+    model: Annotated[str | None, Field(description="A model folder, a LoRA adapter folder (merged into its base first) or a Hub model id.")] = None,
+    job_id: Annotated[str | None, Field(description="Export the model of this finished training job instead of naming one.")] = None,
+    quants: Annotated[list[str] | None, Field(description="GGUF types, e.g. ['q4_k_m', 'q8_0'] (default f16 and q4_k_m).")] = None,
+    out: Annotated[str | None, Field(description="Output folder (default: the job's outputs/gguf, or $TUNEFORGE_HOME/gguf/NAME).")] = None,
+    base: Annotated[str | None, Field(description="Base model of a LoRA adapter, when adapter_config.json does not name one that exists.")] = None,
+    push_to: Annotated[str | None, Field(description="Hub repo (your-name/name-GGUF) to upload the verified files to; only when the user asked for it.")] = None,
+    private: Annotated[bool | None, Field(description="Create the Hub repo as private (with push_to).")] = None,
+    system_prompt: Annotated[str | None, Field(description="System prompt for the Ollama Modelfile (default: the training job's).")] = None,
+) -> GGUFReport:
+    """Convert a model to GGUF with llama.cpp's own converter and quantizer at one pinned version (LoRA
+    adapters are merged first), load and check every file against the original model, and write an Ollama
+    Modelfile. Long (minutes; the first export also builds the toolchain): sends progress notifications.
+    Use when the user wants a GGUF (llama.cpp, Ollama, LM Studio) of a finished job or a model folder."""
+    from ...actions.export import export_gguf as export
+
+    def on_progress(step: int, total: int, message: str) -> None:  # runs in the worker thread
+        anyio.from_thread.run(ctx.report_progress, float(step), float(total) if total else None, str(message)[:300])
+
+    def run() -> GGUFReport:
+        return export(model, quants=quants, out=out, base=base, job_id=job_id, push_to=push_to,
+                      private=private, system_prompt=system_prompt, progress=on_progress)
+
+    with tool_errors():
+        return await anyio.to_thread.run_sync(run)
