@@ -42,6 +42,8 @@ def tuneforge_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """Every test gets its own $TUNEFORGE_HOME (job records, job folders, locks)."""
     home = tmp_path_factory.mktemp("tfhome")
     monkeypatch.setenv("TUNEFORGE_HOME", str(home))
+    # Tests write outputs under their own temporary folders: allow those (tests of the rule unset it).
+    monkeypatch.setenv("TUNEFORGE_ALLOWED_ROOTS", str(tmp_path_factory.getbasetemp()))
     return home
 
 

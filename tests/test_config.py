@@ -135,3 +135,52 @@ def test_cli_train_rejects_bad_flags_without_a_traceback(tuneforge_cli, data_fil
     assert "model" in err["error"] and err["fix"]
     out = subprocess.run([*tuneforge_cli, "train", "--dataset", str(data_file), "--json"], capture_output=True, text=True)
     assert out.returncode == 2 and "--model" in json.loads(out.stdout)["error"]
+
+
+# ---- where a job may write -------------------------------------------------------------------------
+@pytest.fixture
+def strict_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Only the defaults: the directory the command started in (tmp_path/cwd) and $TUNEFORGE_HOME."""
+    monkeypatch.delenv("TUNEFORGE_ALLOWED_ROOTS", raising=False)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    return cwd
+
+
+def test_an_absolute_output_dir_outside_the_allowed_roots_is_refused(data_file: Path, strict_roots: Path, tmp_path: Path):
+    outside = tmp_path / "elsewhere" / "out"
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(base(data_file, output_dir=str(outside)))
+    assert err.value.code == "config.invalid"
+    assert "output_dir" in err.value.message and "TUNEFORGE_ALLOWED_ROOTS" in err.value.message
+
+
+def test_output_dirs_under_the_start_directory_home_or_listed_roots_are_accepted(
+        data_file: Path, strict_roots: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    assert RunConfig.from_dict(base(data_file, output_dir=str(strict_roots / "runs" / "a"))).output_dir
+    assert RunConfig.from_dict(base(data_file, output_dir=str(paths.home() / "exports")))
+    assert RunConfig.from_dict(base(data_file, output_dir="relative/inside/the/job")).output_dir == "relative/inside/the/job"
+    extra = tmp_path / "team-share"
+    monkeypatch.setenv("TUNEFORGE_ALLOWED_ROOTS", f"/nonexistent-root{':'}{extra}")
+    assert RunConfig.from_dict(base(data_file, output_dir=str(extra / "run1")))
+
+
+def test_a_symlink_inside_an_allowed_root_that_points_outside_is_refused(data_file: Path, strict_roots: Path, tmp_path: Path):
+    target = tmp_path / "outside-target"
+    target.mkdir()
+    (strict_roots / "link").symlink_to(target)
+    with pytest.raises(ConfigError) as err:
+        RunConfig.from_dict(base(data_file, output_dir=str(strict_roots / "link" / "out")))
+    assert str(target) in err.value.message
+
+
+def test_a_stored_config_is_read_back_even_when_its_paths_are_gone(data_file: Path, strict_roots: Path):
+    from tuneforge.config.schema import STORED
+
+    cfg = RunConfig.from_dict(base(data_file, output_dir=str(strict_roots / "out")))
+    data_file.unlink()
+    again = RunConfig.model_validate_json(cfg.model_dump_json(), context=STORED)
+    assert again == cfg
+    with pytest.raises(ConfigError):
+        RunConfig.from_dict(cfg.model_dump())  # a new submission checks the paths again

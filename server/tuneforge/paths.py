@@ -18,6 +18,29 @@ def home() -> Path:
     return root
 
 
+#: extra directories (os.pathsep-separated) where jobs and exports may write, beside the defaults
+ALLOWED_ROOTS_ENV = "TUNEFORGE_ALLOWED_ROOTS"
+
+
+def allowed_roots() -> list[Path]:
+    """Where an absolute output location may be: the directory the command started in, $TUNEFORGE_HOME,
+    and each directory listed in $TUNEFORGE_ALLOWED_ROOTS (symlinks resolved)."""
+    roots = [Path.cwd(), home()]
+    roots += [Path(p).expanduser() for p in os.environ.get(ALLOWED_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return [r.resolve() for r in roots]
+
+
+def outside_allowed_roots(path: str | Path) -> str | None:
+    """None when `path` (symlinks resolved) lies under an allowed root; else why not, and what to do."""
+    resolved = Path(path).expanduser().resolve()
+    roots = allowed_roots()
+    if any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        return None
+    return (f"{path} resolves to {resolved}, outside the places tuneforge may write "
+            f"({', '.join(str(r) for r in roots)}): use a path relative to the job folder, "
+            f"or add a parent of it to {ALLOWED_ROOTS_ENV}")
+
+
 def jobs_dir() -> Path:
     d = home() / "jobs"
     d.mkdir(parents=True, exist_ok=True)

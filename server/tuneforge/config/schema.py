@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 
+from ..paths import outside_allowed_roots
 from ..types import Method
 from .files import config_error, load_mapping
 
@@ -205,7 +206,8 @@ class RunConfig(Strict):
     assistant_only_loss: bool = Field(default=True, description="Train only on assistant turns (SFT, conversational data).")
     system_prompt: str | None = Field(default=None, max_length=20000, description="Stored as data; never executed.")
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
-    output_dir: str = Field(default="outputs", description="Relative to the job folder unless absolute.")
+    output_dir: str = Field(default="outputs", description="Relative to the job folder; an absolute path must lie under "
+                            "the directory the command started in, $TUNEFORGE_HOME or $TUNEFORGE_ALLOWED_ROOTS.")
     merge: bool = Field(default=False, description="Also save the LoRA adapter merged into the base model.")
     push_to_hub: str | None = Field(default=None, description="Hub repo id to push checkpoints and the final model to.")
     hub_private: bool = True
@@ -225,10 +227,14 @@ class RunConfig(Strict):
 
     @field_validator("output_dir")
     @classmethod
-    def _out(cls, v: str) -> str:
+    def _out(cls, v: str, info: ValidationInfo) -> str:
         _check_token(v, "output_dir")
-        if not Path(v).is_absolute() and ".." in Path(v).parts:
-            raise ValueError("output_dir may not climb out of the job folder with '..'")
+        if not Path(v).is_absolute():
+            if ".." in Path(v).parts:
+                raise ValueError("output_dir may not climb out of the job folder with '..'")
+            return v
+        if not is_stored(info) and (why := outside_allowed_roots(v)):
+            raise ValueError(f"output_dir {why}")
         return v
 
     @field_validator("push_to_hub")
