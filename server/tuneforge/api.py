@@ -29,11 +29,12 @@ def validate(source: str, method: Method | str = "auto", model: str | None = Non
     return validate_dataset(source, method=method, model=model, max_length=max_length, eval_source=eval_source)
 
 
-def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, **options: Any) -> Plan:
-    """Hardware, memory, time, cost and timeout for a run."""
-    from .planner import plan as make_plan
+def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, *, calibrate: bool = False,
+         **options: Any) -> Plan:
+    """Hardware, memory, time, cost and timeout for a run; with `calibrate`, measured by a short local canary."""
+    from .actions.calibrate import plan as make_plan
 
-    return make_plan(model, method=method, dataset=dataset, **options)
+    return make_plan(model, method=method, dataset=dataset, calibrate=calibrate, **options)
 
 
 def train(config: RunConfig | dict[str, Any], *, backend: BackendName | str = BackendName.LOCAL,

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
+from ..types import BACKENDS
 from . import output
+
+if TYPE_CHECKING:
+    from ..gguf.cloud import CloudExport
+    from ..reports.gguf import GGUFReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quant",
                    help="Comma-separated GGUF types (default f16,q4_k_m), e.g. f16,q8_0,q5_k_m,q4_k_m.")
     p.add_argument("--out", help="Output folder (default: the job's outputs/gguf, or $TUNEFORGE_HOME/gguf/NAME).")
-    p.add_argument("--backend", default="local", choices=["local", "hf"], help="Where to run the export (default local).")
+    p.add_argument("--backend", default="local", choices=BACKENDS, help="Where to run the export (default local).")
     p.add_argument("--push-to", help="Hub repo to upload the verified files, Modelfile and model card to.")
     p.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
     p.add_argument("--system-prompt", help="System prompt for the Modelfile (default: the training job's, if any).")
@@ -65,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def render(r: Any) -> None:
+def render(r: GGUFReport) -> None:
     out = output.stdout
     table = Table("type", "file", "size", "time", "checks", "ok")
     for f in r.files:
@@ -130,7 +135,7 @@ def run_cloud(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_cloud(r: Any) -> None:
+def render_cloud(r: CloudExport) -> None:
     out = output.stdout
     out.print(f"Submitted GGUF export [bold]{escape(r.job_id)}[/bold] of {escape(r.model)} to Hugging Face Jobs: {escape(r.url or '')}")
     out.print(f"Flavor: {escape(r.flavor or '')}. {escape(r.flavor_reason)}")

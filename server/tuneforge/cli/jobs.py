@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from ..records import Job
-
-from ..types import STAGES
+from ..types import STAGES, Stage
 from . import output
 
-STAGE_STYLE = {"SCHEDULING": "yellow", "RUNNING": "cyan", "COMPLETED": "green", "ERROR": "red", "CANCELED": "magenta"}
+if TYPE_CHECKING:
+    from ..jobs.service import JobStatus, JobSummary
+
+STAGE_STYLE = {Stage.SCHEDULING: "yellow", Stage.RUNNING: "cyan", Stage.COMPLETED: "green", Stage.ERROR: "red",
+               Stage.CANCELED: "magenta"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +75,7 @@ def _stage(stage: str) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     jobs = _service().list(limit=args.limit, stage=args.stage)
 
-    def render(rows: list[Any]) -> None:
+    def render(rows: list[JobSummary]) -> None:
         if not rows:
             output.stdout.print("No jobs yet. Start one with `tuneforge train` or try `tuneforge demo`.")
             return
@@ -86,7 +89,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_status(s: Any) -> None:
+def render_status(s: JobStatus) -> None:
     out = output.stdout
     out.print(f"[bold]{s.job_id}[/bold]  {_stage(s.stage)}  {escape(s.message)}")
     out.print(f"backend {s.backend}" + (f", flavor {s.flavor}" if s.flavor else "") + (f", {s.url}" if s.url else ""))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import METHODS
+from ..types import BACKENDS, METHODS
 from . import output
+
+if TYPE_CHECKING:
+    from ..reports.plan import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--peft", choices=["auto", "lora", "qlora", "none"], default="auto",
                    help="auto: full fine-tuning up to 3B parameters, LoRA above, QLoRA when LoRA does not fit.")
     p.add_argument("--lora-r", type=int)
-    p.add_argument("--backend", choices=["hf", "local"], default="hf", help="Plan for Hugging Face Jobs (default) or this machine.")
+    p.add_argument("--backend", choices=BACKENDS, default="hf", help="Plan for Hugging Face Jobs (default) or this machine.")
     p.add_argument("--flavor", help="Plan on this Hugging Face Jobs flavor only (e.g. a10g-large).")
     p.add_argument("--budget-usd", type=float, help="Spending limit: over it, the plan proposes max_steps or a cheaper setup.")
     p.add_argument("--num-generations", type=int, help="GRPO completions per prompt (default 4).")
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def render(p: Any) -> None:
+def render(p: Plan) -> None:
     out = output.stdout
     where = (f"{p.flavor} ({p.gpus} GPU{'s' if p.gpus > 1 else ''}{', ' + p.distributed if p.distributed else ''}, "
              f"{p.vram_gb:g} GB)") if p.flavor else f"this machine ({p.vram_gb:g} GB)"

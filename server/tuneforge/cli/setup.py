@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import output
+
+if TYPE_CHECKING:
+    from ..reports.setup import SetupReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +27,7 @@ def _mark(ok: bool) -> str:
     return "[green]ok[/green]" if ok else "[red]no[/red]"
 
 
-def render(r: Any) -> None:
+def render(r: SetupReport) -> None:
     from rich.markup import escape
     from rich.table import Table
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ..config import METHODS, RunConfig, load_mapping, parse_duration
+from ..config import RunConfig, load_mapping, parse_duration
 from ..config.overrides import merge_config
 from ..errors import ConfigError
+from ..types import BACKENDS, METHODS
 from . import output
 from .jobs import follow_job
+
+if TYPE_CHECKING:
+    from ..jobs.service import SubmitResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", help="Dataset split (default train).")
     p.add_argument("--eval-dataset", help="A separate eval file or Hub id.")
     p.add_argument("--column-map", action="append", metavar="TARGET=SOURCE", help="Rename a column, e.g. prompt=question (repeatable).")
-    p.add_argument("--backend", default="local", choices=["local", "hf"], help="Where to run (default local).")
+    p.add_argument("--backend", default="local", choices=BACKENDS, help="Where to run (default local).")
     p.add_argument("--flavor", help="Hugging Face Jobs hardware flavor (default: the planner's choice).")
     p.add_argument("--timeout", help="Job time limit, e.g. 45m, 2h (default: the planner's estimate x 1.3 + buffer).")
     p.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     result = start_training(config, backend=args.backend, flavor=args.flavor)
 
-    def render(r: Any) -> None:
+    def render(r: SubmitResult) -> None:
         output.stdout.print(f"[bold green]Submitted[/bold green] job [bold]{r.job_id}[/bold] on backend {r.backend} ({r.stage}).")
         if r.url:
             output.stdout.print(f"URL: {r.url}")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
-from ..config import METHODS
+from ..types import METHODS
 from . import output
+
+if TYPE_CHECKING:
+    from ..reports.dataset import DatasetReport
 
 STATUS_STYLE = {"ready": "green", "needs_mapping": "yellow", "incompatible": "red"}
 SHOWN_PROBLEMS = 12
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def render(report: Any, args: argparse.Namespace | None = None) -> None:
+def render(report: DatasetReport, args: argparse.Namespace | None = None) -> None:
     out = output.stdout
     from ..doctor.row_shapes import FORMAT_WORDS
 
@@ -110,7 +113,7 @@ def render(report: Any, args: argparse.Namespace | None = None) -> None:
     out.print(_verdict_line(report, args))
 
 
-def _verdict_line(report: Any, args: argparse.Namespace | None) -> str:
+def _verdict_line(report: DatasetReport, args: argparse.Namespace | None) -> str:
     if report.exit_code == 2:
         return "[bold red]Not readable:[/bold red] fix the unreadable lines above, then validate again." if report.rows or report.error_count \
             else "[bold red]No rows:[/bold red] the source is empty."
