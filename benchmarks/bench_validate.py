@@ -1,7 +1,7 @@
 """Benchmark: `tuneforge validate --model` against a naive validation loop.
 
 Generates chat datasets (10k, 100k, 1M rows by default), then times, each in a fresh process:
-  ours   tuneforge.doctor.validate(path, model=MODEL): every row parsed and checked (columns, roles,
+  ours   tuneforge.doctor.validate(path, model=MODEL, cache=False): every row parsed and checked (columns, roles,
          duplicates, PII), rendered with the model's chat template prefix by prefix, and tokenized
          (lengths, trainable tokens, EOS, truncation).
   naive  datasets.load_dataset("json") + for every row: tokenizer.apply_chat_template(messages,
@@ -143,7 +143,7 @@ def child_ours(path: str, model: str) -> dict:
     started = time.perf_counter()
     from tuneforge.doctor import validate
 
-    report = validate(path, model=model)
+    report = validate(path, model=model, cache=False)  # time the reading, not the report cache
     ts = report.token_stats
     return {"seconds": time.perf_counter() - started, "rows": report.rows, "p50": ts.p50, "p95": ts.p95,
             "max": ts.max, "problems": sorted({p.kind for p in report.problems}), "notes": ts.notes}

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from tuneforge.doctor import DatasetReport, validate
-from tuneforge.doctor.sketch import DuplicateSketch, find_pii
+from tuneforge.doctor.duplicates import DuplicateSketch
+from tuneforge.doctor.pii import find_pii
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

@@ -137,18 +137,21 @@ def test_unreadable_sources_raise_errors_that_say_what_to_do(tmp_path: Path) -> 
     (tmp_path / "u16.jsonl").write_bytes((line(1) + "\n").encode("utf-16"))
     (tmp_path / "d.txt").write_text("hello\n")
     cases = {
-        str(tmp_path / "missing.jsonl"): "does not exist",
-        str(tmp_path / "empty_dir"): "holds no",
-        str(tmp_path / "bin.jsonl"): "binary",
-        str(tmp_path / "gz.jsonl"): "gzip",
-        str(tmp_path / "u16.jsonl"): "UTF-16",
-        str(tmp_path / "d.txt"): "unsupported",
+        str(tmp_path / "missing.jsonl"): "dataset.not_found",
+        str(tmp_path / "empty_dir"): "dataset.no_data_files",
+        str(tmp_path / "bin.jsonl"): "dataset.binary",
+        str(tmp_path / "gz.jsonl"): "dataset.binary",
+        str(tmp_path / "u16.jsonl"): "dataset.wrong_encoding",
+        str(tmp_path / "d.txt"): "dataset.unsupported_type",
     }
-    for source, words in cases.items():
+    for source, code in cases.items():
         with pytest.raises(TuneforgeError) as info:
             validate(source)
-        assert words in info.value.message, source
+        assert info.value.code == code, source
         assert info.value.fix
+    with pytest.raises(TuneforgeError) as info:
+        validate(str(tmp_path / "gz.jsonl"))
+    assert "gzip" in info.value.message  # the kind of binary data is named
 
 
 def test_an_empty_file_and_a_file_of_blank_lines_have_no_rows(tmp_path: Path) -> None:
@@ -174,4 +177,4 @@ def test_a_hub_id_fails_fast_and_clearly_when_offline(tmp_path: Path) -> None:
     with pytest.raises(TuneforgeError) as info:
         validate("someone/some-dataset")
     assert time.monotonic() - started < 5
-    assert "HF_HUB_OFFLINE" in info.value.message
+    assert info.value.code == "dataset.hub_offline"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tuneforge.doctor import DatasetReport, validate
-from tuneforge.doctor import counting, sequences, tokenizer
+from tuneforge.doctor import chat_tokenizer, sequences, token_counting
 
 NO_EOS_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                    "{% if add_generation_prompt %}assistant: {% endif %}")
@@ -172,8 +172,8 @@ def test_every_layout_is_measured_with_the_sequences_its_trainer_builds(tmp_path
 
 
 def test_the_fast_counter_agrees_with_the_tokenizer_on_awkward_text(smollm2_dir: Path) -> None:
-    tok = tokenizer.load_tokenizer(str(smollm2_dir))
-    renderer, fast = sequences.Renderer(tok), counting.FastCounter.build(tok)
+    tok = chat_tokenizer.load_tokenizer(str(smollm2_dir))
+    renderer, fast = sequences.Renderer(tok), token_counting.FastCounter.build(tok)
     assert fast is not None
     rng = random.Random(7)
     alphabet = list("ab Z  \n\n\t12 3.,!?'s'VE ü漢😀-_\x0b\r") + [" the", "<|im_end|>", "<|im_start|>", "\r\n", " \n"]
@@ -183,7 +183,7 @@ def test_the_fast_counter_agrees_with_the_tokenizer_on_awkward_text(smollm2_dir:
         msgs = [{"role": "user", "content": text(rng.randint(0, 30))}, {"role": "assistant", "content": text(rng.randint(0, 30))}]
         seqs += [renderer.conversation(msgs), renderer.pair(text(10), text(10))]
     for limit in (10**6, 12):
-        real = counting.count_with_tokenizer(tok, seqs, limit)
+        real = token_counting.count_with_tokenizer(tok, seqs, limit)
         counted = [(fast.count(s, limit), r) for s, r in zip(seqs, real)]
         assert all(f == r for f, r in counted if f is not None)
         assert sum(f is not None for f, _ in counted) > len(seqs) // 2  # most take the fast route
@@ -193,7 +193,7 @@ def test_a_fast_count_that_disagrees_with_the_tokenizer_is_dropped(tmp_path: Pat
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     data = write_jsonl(tmp_path / "c.jsonl", chats(20))
     honest = validate(str(data), model=str(smollm2_dir)).token_stats
-    real_count = counting.FastCounter.count
+    real_count = token_counting.FastCounter.count
 
     def off_by_one(self, seq, limit):
         result = real_count(self, seq, limit)
@@ -201,16 +201,16 @@ def test_a_fast_count_that_disagrees_with_the_tokenizer_is_dropped(tmp_path: Pat
             result.tokens += 1
         return result
 
-    monkeypatch.setattr(counting.FastCounter, "count", off_by_one)
-    checked = validate(str(data), model=str(smollm2_dir)).token_stats
+    monkeypatch.setattr(token_counting.FastCounter, "count", off_by_one)
+    checked = validate(str(data), model=str(smollm2_dir), cache=False).token_stats
     assert any("disagreed" in n for n in checked.notes)
     assert (checked.p50, checked.max, checked.total_tokens) == (honest.p50, honest.max, honest.total_tokens)
 
 
 def test_ascii_patterns_translate_unicode_classes() -> None:
-    assert counting.ascii_pattern(r" ?\p{L}+|\s+(?!\S)") == r" ?[A-Za-z]+|[\t\n\x0b\x0c\r ]+(?![^\t\n\x0b\x0c\r ])"
-    assert counting.ascii_pattern(r"[^\s\p{L}\p{N}]+") == r"[^\t\n\x0b\x0c\r A-Za-z0-9]+"
-    assert counting.ascii_pattern(r"\p{Lu}+") is None
+    assert token_counting.ascii_pattern(r" ?\p{L}+|\s+(?!\S)") == r" ?[A-Za-z]+|[\t\n\x0b\x0c\r ]+(?![^\t\n\x0b\x0c\r ])"
+    assert token_counting.ascii_pattern(r"[^\s\p{L}\p{N}]+") == r"[^\t\n\x0b\x0c\r A-Za-z0-9]+"
+    assert token_counting.ascii_pattern(r"\p{Lu}+") is None
 
 
 def test_an_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
@@ -219,35 +219,33 @@ def test_an_unknown_model_is_a_clear_error(tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "c.jsonl", chats(2))
     with pytest.raises(TuneforgeError) as info:
         validate(str(data), model="nobody/no-such-model-xyz")
-    assert "tokenizer" in info.value.message and info.value.fix
+    assert info.value.code == "model.tokenizer_unavailable" and info.value.fix
 
 
 @pytest.mark.slow
 def test_large_inputs_measured_by_helper_processes_give_the_same_report(tmp_path: Path, smollm2_dir: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
+    from tuneforge.doctor import token_measuring, validation, worker_pool
 
-    from tuneforge.doctor import worker
-
-    validate_module = importlib.import_module("tuneforge.doctor.validate")  # the package exports the function
     rows = chats(1500, seed=3)
     rows[700] = {"messages": [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "ok"}]}
     data = write_jsonl(tmp_path / "c.jsonl", rows)
     started: list[str] = []
-    original = worker.Helper.__init__
+    original = worker_pool.Helper.__init__
 
     def spy(self, task, *args):
         started.append(task)
         original(self, task, *args)
 
-    monkeypatch.setattr(worker.Helper, "__init__", spy)
-    monkeypatch.setattr(validate_module, "PARALLEL_BYTES", 0)
+    load, measure = validation.LOAD_TASK, token_measuring.MEASURE_TASK
+    monkeypatch.setattr(worker_pool.Helper, "__init__", spy)
+    monkeypatch.setattr(validation, "PARALLEL_BYTES", 0)
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    shared = validate(str(data), model=str(smollm2_dir), max_length=256)
-    assert started == ["load", "measure"]  # the tokenizer loaded elsewhere, half the rows measured elsewhere
-    monkeypatch.setattr(validate_module, "PARALLEL_BYTES", 1 << 40)
-    alone = validate(str(data), model=str(smollm2_dir), max_length=256)
-    assert started == ["load", "measure"]
+    shared = validate(str(data), model=str(smollm2_dir), max_length=256, cache=False)
+    assert started == [load, measure]  # the tokenizer loaded elsewhere, half the rows measured elsewhere
+    monkeypatch.setattr(validation, "PARALLEL_BYTES", 1 << 40)
+    alone = validate(str(data), model=str(smollm2_dir), max_length=256, cache=False)
+    assert started == [load, measure]
     keep = {"notes"}
     assert shared.token_stats.model_dump(exclude=keep) == alone.token_stats.model_dump(exclude=keep)
     assert [p.model_dump() for p in shared.problems] == [p.model_dump() for p in alone.problems]
@@ -261,7 +259,7 @@ def test_the_next_validation_reads_the_tokenizer_from_the_disk_cache(tmp_path: P
     data = write_jsonl(tmp_path / "c.jsonl", chats(30))
     first = validate(str(data), model=str(smollm2_dir))
     code = ("import sys, json; from tuneforge.doctor import validate; "
-            f"r = validate({str(data)!r}, model={str(smollm2_dir)!r}); "
+            f"r = validate({str(data)!r}, model={str(smollm2_dir)!r}, cache=False); "
             "print(json.dumps([r.token_stats.total_tokens, r.token_stats.trainable_tokens, 'torch' in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

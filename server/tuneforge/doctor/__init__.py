@@ -4,7 +4,18 @@ training, whether each method can use the data, under which column names, and wh
     from tuneforge.doctor import validate
     report = validate("chats.jsonl", method="sft", model="HuggingFaceTB/SmolLM2-135M-Instruct")
 
+Reports are cached by the files' identity (validate(..., cache=True), the default; see report_cache.py),
+so planning and submitting after validating do not read the data again.
+
 Importing this package is light (no torch, transformers or datasets): the MCP server imports it at start-up.
+
+Modules, from the bottom up: where rows come from (sources.py; one reader per format: json_files.py,
+csv_files.py, parquet_files.py, hub_datasets.py; folders.py, file_types.py, text_files.py,
+row_records.py), what one row holds (row_shapes.py), bounded whole-file bookkeeping (tally.py,
+column_stats.py, duplicates.py, pii.py), which methods fit (method_fit.py, method_verdicts.py), the pass
+and its report (row_scan.py, eval_check.py), tokens as training sees them (chat_tokenizer.py,
+sequences.py, token_counting.py, token_stats.py, token_measuring.py, worker_pool.py), and the entry
+point with its cache (validation.py, report_cache.py).
 """
 
 from typing import Any
@@ -15,10 +26,11 @@ from ..reports.dataset import DatasetReport, MethodVerdict, ParseError, Problem,
 def __getattr__(name: str) -> Any:
     # `validate` loads the reading pipeline: only when first used, so importing the reports stays fast.
     if name == "validate":
-        from .validate import validate as fn
+        from .validation import validate as fn
 
-        globals()["validate"] = fn  # bind the function, not the same-named submodule
+        globals()["validate"] = fn
         return fn
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["validate", "DatasetReport", "MethodVerdict", "Problem", "ParseError", "TokenStats"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .methods import Fit
-from .rows import ROLE_ALIASES, content_of
-from .tokenizer import Tok
+from ..templates._shared.roles import CHAT_ROLES, ROLE_ALIASES
+from ..types import Method
+from .chat_tokenizer import Tok
+from .method_fit import Fit
+from .row_shapes import content_of
 
-_CANONICAL = frozenset({"system", "user", "assistant", "tool"})
 SPAN_LEARN_ROWS = 32  # conversations whose exact spans must agree before spans are located by content
 SPAN_CHECK_EVERY = 499  # ... after which one conversation in this many is still checked
 
@@ -219,7 +220,7 @@ def _implicit_prompt(chosen: Any, rejected: Any) -> tuple[Any, Any, Any]:
 def _turns(value: Any, role: str) -> list[dict[str, Any]]:
     """Message lists as they are (roles through the same aliases as the templates), strings as one turn."""
     if type(value) is list:
-        if all(type(m) is dict and m.get("role") in _CANONICAL for m in value):
+        if all(type(m) is dict and m.get("role") in CHAT_ROLES for m in value):
             return value
         return [{**m, "role": ROLE_ALIASES.get(str(m.get("role")), m.get("role"))} if type(m) is dict else m for m in value]
     if type(value) is str:
@@ -271,7 +272,7 @@ def row_sequences(row: dict[str, Any], fit: Fit, r: Renderer) -> list[Seq]:
         if type(prompt) is str:
             return [Seq(prompt, None, special=True, check_eos=False)]
         raise SkipRow()
-    if layout == "prompt_completion" and method == "sft":  # tuneforge's SFT template: always chat turns
+    if layout == "prompt_completion" and method == Method.SFT:  # tuneforge's SFT template: always chat turns
         return [r.conversation(_turns(get("prompt"), "user") + _turns(get("completion"), "assistant"))]
     if layout in ("prompt_completion", "unpaired_preference"):
         return [r.pair(get("prompt"), get("completion"), chat=chat)]
@@ -281,14 +282,14 @@ def row_sequences(row: dict[str, Any], fit: Fit, r: Renderer) -> list[Seq]:
         else:
             prompt, chosen, rejected = _implicit_prompt(get("chosen"), get("rejected"))
             chat = False  # the shared prefix is split off as it is
-        whole = method == "reward"
+        whole = method == Method.REWARD
         return [r.pair(prompt, chosen, whole=whole, check_eos=not whole, chat=chat),
                 r.pair(prompt, rejected, whole=whole, check_eos=not whole, chat=chat)]
     raise SkipRow()
 
 
 def needs_template(fit: Fit, sample: dict[str, Any] | None) -> bool:
-    if fit.layout.name in ("messages", "sharegpt", "alpaca") or (fit.layout.name == "prompt_completion" and fit.method == "sft"):
+    if fit.layout.name in ("messages", "sharegpt", "alpaca") or (fit.layout.name == "prompt_completion" and fit.method == Method.SFT):
         return True
     if sample is None:
         return False

@@ -1,4 +1,4 @@
-"""Bounded-memory bookkeeping for whole-file checks: counts with sample lines, duplicate hashes, PII.
+"""Exact and near duplicate rows, found in bounded memory.
 
 Nothing here keeps rows. Duplicates are found from two 64-bit hashes per row (the exact content and a
 normalised form: lower case, letters and digits only) kept in compact arrays; past `cap` rows the
@@ -8,30 +8,10 @@ counts, so memory stays flat however long the file is.
 
 from __future__ import annotations
 
-import re
 from array import array
 from dataclasses import dataclass, field
 
-SAMPLE = 10  # sample lines kept per finding
-
-
-@dataclass
-class Tally:
-    """How many rows show one finding, and the first few lines where it shows."""
-
-    kind: str
-    message: str
-    fix: str | None = None
-    blocking: bool = False
-    column: str | None = None
-    count: int = 0
-    lines: list[tuple[int, int]] = field(default_factory=list)  # (file index, line)
-
-    def add(self, line: int, file_index: int = 0) -> None:
-        self.count += 1
-        if len(self.lines) < SAMPLE:
-            self.lines.append((file_index, line))
-
+from .tally import SAMPLE
 
 _NOISE = bytes(range(0, 48)) + bytes(range(58, 65)) + bytes(range(91, 97)) + bytes(range(123, 128))  # ASCII non-alphanumerics
 
@@ -143,48 +123,3 @@ def _repeats(h):  # numpy int64 array -> (bool mask: an earlier entry has this h
     first = np.empty(n, dtype=np.int64)
     first[order] = order[starts]
     return dup, first
-
-
-# ---- personal data ---------------------------------------------------------------------------------
-
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_NUMBER_RUN = re.compile(r"\d[\d ().-]{7,30}\d")  # starts with \d so that re can scan fast
-_PHONE_SHAPE = re.compile(
-    r"^\+\d|^\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}$|^0\d{1,4}[ .-]\d{2,4}[ .-]?\d{2,4}(?:[ .-]\d{2,4})?$"
-)
-
-
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def find_pii(text: str) -> tuple[bool, bool, bool]:
-    """(email, phone number, card-like number) present in the text."""
-    email = "@" in text and _EMAIL.search(text) is not None
-    phone = card = False
-    for match in _NUMBER_RUN.finditer(text):
-        before = text[match.start() - 1] if match.start() else " "
-        after = text[match.end()] if match.end() < len(text) else " "
-        candidate = match.group().strip()
-        if before in "+(":
-            candidate = before + candidate
-            before = text[match.start() - 2] if match.start() > 1 else " "
-        if before.isalnum() or before in "._" or after.isalnum() or after == "_":
-            continue  # part of a longer token (an id, a decimal, a word)
-        digits = re.sub(r"\D", "", candidate)
-        if not card and 13 <= len(digits) <= 19 and not candidate.startswith(("+", "(")) \
-                and re.fullmatch(r"\d{4}(?:[ -]?\d{3,4}){2,4}|\d{13,19}", candidate) and _luhn_ok(digits):
-            card = True
-        elif not phone and 9 <= len(digits) <= 15 and _PHONE_SHAPE.search(candidate):
-            phone = True
-        if phone and card:
-            break
-    return email, phone, card

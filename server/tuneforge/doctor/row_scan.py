@@ -1,8 +1,6 @@
-"""`validate(source, method, model, max_length, eval_source) -> DatasetReport`: the dataset doctor.
-
-One streaming pass reads every row and keeps only bounded summaries (per-column kinds, findings with
-sample lines, duplicate hashes, PII counts). From them each method gets a verdict. With a model, a
-second pass renders every row with the model's own tokenizer and chat template (tokens.py).
+"""One streaming pass over every row, keeping only bounded summaries (per-column kinds, findings with
+sample lines, duplicate hashes, PII counts), and the report built from them: the layout, each
+method's verdict (method_verdicts.py) and the problems with where they are and what to do.
 """
 
 from __future__ import annotations
@@ -10,20 +8,23 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..config import METHODS
-from ..errors import TuneforgeError
-from .columns import MAX_COLUMNS, ColumnStats
-from .methods import METHOD_FOR_FORMAT, Evidence, Fit, judge
-from .reading import ReadError, Record, Source, open_source
 from ..reports.dataset import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
-from .rows import FORMAT_WORDS, content_text, is_label, label_value, message_issues, row_format, value_kind
-from .sketch import SAMPLE, DuplicateSketch, Tally, find_pii, normalized
+from ..types import Method
+from .column_stats import MAX_COLUMNS, ColumnStats
+from .duplicates import DuplicateSketch
+from .method_fit import METHOD_FOR_FORMAT, Fit
+from .method_verdicts import Evidence, judge
+from .pii import find_pii
+from .row_records import ReadError, Record
+from .row_shapes import FORMAT_WORDS, content_text, is_label, label_value, message_issues, row_format, value_kind
+from .sources import Source
+from .tally import SAMPLE, Tally
+from .token_stats import stats_from_histogram
 
-MAX_ERRORS = 50
-PARALLEL_BYTES = 32 * 1024 * 1024  # from this size, tokens are measured by several processes
-DEFAULT_MAX_LENGTH = 1024  # RunConfig.max_length's default
-MIN_ROWS = {"sft": 100, "dpo": 100, "kto": 100, "reward": 100, "grpo": 32}
-_LINE_BITS = 40  # a row's place is packed as (file index << 40) | line
+MAX_ERRORS = 50  # unreadable lines listed (all are counted)
+#: below this many rows a method barely changes the model
+MIN_ROWS: dict[str, int] = {Method.SFT: 100, Method.DPO: 100, Method.KTO: 100, Method.REWARD: 100, Method.GRPO: 32}
+LINE_BITS = 40  # a row's place is packed as (file index << 40) | line
 
 FIXES = {
     "missing": "Fill in or drop these rows: every row needs the fields the method reads.",
@@ -41,72 +42,6 @@ FIXES = {
     "identical_pair": "Drop pairs whose chosen and rejected answers are the same: they carry no preference.",
     "eval_format": "Give the eval file the same layout (columns) as the training file.",
 }
-
-
-def validate(source: str, method: str = "auto", model: str | None = None, max_length: int | None = None,
-             eval_source: str | None = None) -> DatasetReport:
-    """Read the whole dataset and say whether (and how) each training method can use it."""
-    method = (method or "auto").strip().lower()
-    if method not in ("auto", *METHODS):
-        raise TuneforgeError(f"Unknown method {method!r}.", f"Use auto or one of: {', '.join(METHODS)}.")
-    if max_length is not None and not 16 <= int(max_length) <= 262144:
-        raise TuneforgeError(f"max_length {max_length} is out of range.", "Use a value between 16 and 262144 tokens.")
-    src = open_source(source)
-    workers = _workers(src) if model else 0
-    loading = spec = None
-    if workers:  # the tokenizer from the disk cache, or loaded by a helper while this process reads the data
-        from .tokenizer import cached_spec, load_elsewhere
-
-        spec = cached_spec(model)  # type: ignore[arg-type]
-        loading = load_elsewhere(model) if spec is None else None  # type: ignore[arg-type]
-    try:
-        scan = Scan(src)
-        scan.run()
-        report, fits = scan.report(method)
-        if eval_source:
-            _check_eval(report, scan, eval_source)
-        primary = report.best_method() or METHOD_FOR_FORMAT.get(report.format, "sft")
-        fit = fits.get(primary)
-        if model and report.rows and fit is not None and fit.fits:
-            from .tokens import measure
-
-            if loading is not None:
-                spec, loading = loading.spec(), None
-            measured = measure(src, fit, model, max_length or DEFAULT_MAX_LENGTH, scan.files, spec=spec, workers=workers)
-            report.token_stats = measured.stats
-            report.problems.extend(measured.problems(scan.files))
-            if measured.blockers:
-                verdict = report.methods[primary]
-                verdict.status = "incompatible"
-                verdict.reasons = measured.blockers + verdict.reasons
-        elif model and report.rows:
-            report.notes.append(f"Token lengths were not measured: the data does not fit {primary} yet.")
-    finally:
-        if loading is not None:
-            loading.cancel()
-    if report.token_stats is None and report.rows and fit is not None and fit.fits:
-        report.token_stats = scan.estimated_stats(primary, max_length or DEFAULT_MAX_LENGTH)
-    report.ready = _ready(report)
-    return report
-
-
-def _workers(src: Source) -> int:
-    """Extra processes for measuring tokens: none for small inputs (starting one costs a few seconds)."""
-    import os
-
-    size = src.size_bytes()
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if size is None or size < PARALLEL_BYTES or cpus < 2:
-        return 0
-    return min(cpus, 4) - 1
-
-
-def _ready(report: DatasetReport) -> bool:
-    if report.error_count or not report.rows:
-        return False
-    if report.method == "auto":
-        return any(v.status == "ready" for v in report.methods.values())
-    return report.methods[report.method].status == "ready"
 
 
 class Scan:
@@ -187,7 +122,7 @@ class Scan:
         if label is not None and is_label(label):
             self.label_counts[bool(label_value(label))] += 1
         text = content_text(row)
-        self.dups.add((where[0] << _LINE_BITS) | where[1], text)
+        self.dups.add((where[0] << LINE_BITS) | where[1], text)
         email, phone, card = find_pii(text)
         if email:
             self.pii["email"].add(where[1], where[0])
@@ -235,12 +170,12 @@ class Scan:
         evidence = Evidence(self.rows, self.columns, column_tallies, self.files, dict(self.label_counts))
         verdicts: dict[str, MethodVerdict] = {}
         fits: dict[str, Fit] = {}
-        for name in METHODS:
+        for name in Method:
             if self.rows:
                 verdicts[name], fits[name] = judge(name, evidence)
             else:
                 verdicts[name] = MethodVerdict(status="incompatible", reasons=["The source has no readable rows."])
-        primary = method if method != "auto" else _primary(fmt, verdicts)
+        primary = method if method != "auto" else primary_method(fmt, verdicts)
         ordered = {primary: verdicts[primary], **{k: v for k, v in verdicts.items() if k != primary}}
         fit = fits.get(primary)
         conversational = bool(fit and fit.fits and any(
@@ -331,7 +266,7 @@ class Scan:
 
     @staticmethod
     def _unpack(packed: int) -> tuple[int, int]:
-        return packed >> _LINE_BITS, packed & ((1 << _LINE_BITS) - 1)
+        return packed >> LINE_BITS, packed & ((1 << LINE_BITS) - 1)
 
     def _line_of(self, packed: int) -> str:
         file, line = self.where(self._unpack(packed))
@@ -345,26 +280,9 @@ class Scan:
                                  "with the model's tokenizer and chat template."], **stats)
 
 
-def stats_from_histogram(hist: Counter[int], max_length: int) -> dict[str, Any]:
-    rows = sum(hist.values())
-    if not rows:
-        return {"rows": 0}
-    total = sum(k * n for k, n in hist.items())
-    p50_at, p95_at = (rows + 1) // 2, max(1, -(-rows * 95 // 100))
-    seen, p50, p95 = 0, None, None
-    for length in sorted(hist):
-        seen += hist[length]
-        if p50 is None and seen >= p50_at:
-            p50 = length
-        if p95 is None and seen >= p95_at:
-            p95 = length
-            break
-    truncated = sum(n for k, n in hist.items() if k > max_length)
-    return {"rows": rows, "mean": round(total / rows, 1), "p50": p50 or 0, "p95": p95 or 0, "max": max(hist),
-            "total_tokens": total, "truncated_rows": truncated, "truncated_share": round(truncated / rows, 4)}
-
-
-def _primary(fmt: str, verdicts: dict[str, MethodVerdict]) -> str:
+def primary_method(fmt: str, verdicts: dict[str, MethodVerdict]) -> str:
+    """The method the report leads with (auto): the one the layout is usually trained with unless it cannot
+    use the data, else the first ready one, else the first that needs only a column mapping."""
     by_format = METHOD_FOR_FORMAT.get(fmt)
     if by_format and verdicts[by_format].status != "incompatible":
         return by_format
@@ -372,45 +290,4 @@ def _primary(fmt: str, verdicts: dict[str, MethodVerdict]) -> str:
         for name, verdict in verdicts.items():
             if verdict.status == wanted:
                 return name
-    return by_format or "sft"
-
-
-def _check_eval(report: DatasetReport, scan: Scan, eval_source: str) -> None:
-    """Read the eval set: its unreadable lines, its layout, and rows it shares with the training data."""
-    from array import array
-
-    src = open_source(eval_source)
-    label = f"eval:{src.label}"
-    formats: Counter[str] = Counter()
-    hashes, places = array("q"), []
-    rows = 0
-    for item in src.records():
-        if isinstance(item, ReadError):
-            report.error_count += 1
-            if len(report.errors) < MAX_ERRORS + 10:
-                report.errors.append(ParseError(line=item.line, message=item.message,
-                                                file=f"{label}/{item.file}" if item.file else label))
-            continue
-        rows += 1
-        formats[row_format(item.value)] += 1
-        h = hash(normalized(content_text(item.value)))
-        if scan.dups.keeps(h):
-            hashes.append(h)
-            places.append((item.file, item.line))
-    report.notes.append(f"Eval set {src.label}: {rows} row(s).")
-    if rows and formats.most_common(1)[0][0] != report.format:
-        eval_fmt = formats.most_common(1)[0][0]
-        report.problems.append(Problem(kind="eval_format", message=f"the eval set is {FORMAT_WORDS.get(eval_fmt, eval_fmt)} "
-                                       f"but the training data is {FORMAT_WORDS.get(report.format, report.format)}",
-                                       count=rows, file=label, fix=FIXES["eval_format"], blocking=True))
-        for verdict in report.methods.values():
-            if verdict.status != "incompatible":
-                verdict.status = "incompatible"
-                verdict.reasons.insert(0, "The eval set has another layout than the training data; training would fail when it evaluates.")
-    shared = [p for p, hit in zip(places, scan.dups.seen(hashes)) if hit]
-    if shared:
-        count = len(shared) * scan.dups.scale
-        approx = "about " if scan.dups.scale > 1 else ""
-        report.problems.append(Problem(kind="overlap", line=shared[0][1], file=f"{label}/{shared[0][0]}" if shared[0][0] else label,
-                                       message=f"{approx}{count} eval row(s) also appear in the training data",
-                                       count=count, lines=[ln for _, ln in shared[:SAMPLE]], fix=FIXES["overlap"]))
+    return by_format or Method.SFT

@@ -16,8 +16,8 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .chat_tokenizer import Tok
 from .sequences import Seq
-from .tokenizer import Tok
 
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 

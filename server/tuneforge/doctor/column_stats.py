@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .rows import KIND_WORDS
-from .sketch import SAMPLE
+from .row_shapes import KIND_WORDS
+from .tally import SAMPLE
 
 MAX_COLUMNS = 256
 

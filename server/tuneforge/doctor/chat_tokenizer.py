@@ -5,8 +5,8 @@ the chat template). transformers imports torch, which costs ~250 MB and seconds,
 needs is kept as a `TokenizerSpec` (plain data plus the fast tokenizer serialised, rebuilt with the
 `tokenizers` library alone): cached on disk under $TUNEFORGE_HOME/cache/tokenizers, keyed by the
 tokenizer files' paths, sizes and times and the library versions, so the next validation of the same
-model starts in a second. For large inputs with no cached spec, `load_elsewhere` loads the tokenizer
-in a helper process while the main pass reads the data.
+model starts in a second. For large inputs with no cached spec, validate runs `load_portable_spec` in a
+helper process (worker_pool.py) while the main pass reads the data.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingDependency, TuneforgeError
-
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>", "<|eom_id|>",
-               "<|end_of_text|>", "<turn|>", "<|return|>")
+from ..paths import home
+from ..templates._shared.roles import END_OF_TURN_TOKENS
 
 
 @dataclass
@@ -59,7 +58,9 @@ class Tok:
     def portable(self) -> TokenizerSpec:
         """The spec with the fast tokenizer serialised, for another process."""
         if self.backend is None:
-            raise TuneforgeError(f"The tokenizer of {self.spec.name!r} has no fast version to share between processes.")
+            raise TuneforgeError(f"The tokenizer of {self.spec.name!r} has no fast version to share between processes.",
+                                 "Use a model with a tokenizer.json (a fast tokenizer), or validate a smaller file.",
+                                 code="model.no_fast_tokenizer")
         return replace(self.spec, tokenizer_json=self.spec.tokenizer_json or self.backend.to_str())
 
 
@@ -73,7 +74,7 @@ def tok_from_spec(spec: TokenizerSpec) -> Tok:
 def load_tokenizer(model: str) -> Tok:
     """The model's tokenizer: from the disk cache when its files have not changed, else through transformers
     (then cached). Kept per process too: a long-lived MCP server loads each model once."""
-    key = _cache_key(model)
+    key = tokenizer_key(model)
     if key is not None:
         cached = _tok_from_cache(key)
         if cached is not None:
@@ -88,9 +89,15 @@ def load_tokenizer(model: str) -> Tok:
     return tok
 
 
+def load_portable_spec(model: str) -> TokenizerSpec:
+    """The helper-process task: load the tokenizer (transformers and torch in that process only) and
+    return what measuring needs as plain data."""
+    return load_tokenizer(model).portable()
+
+
 def cached_spec(model: str) -> TokenizerSpec | None:
     """The spec from the disk cache, if the tokenizer files are unchanged since it was written."""
-    key = _cache_key(model)
+    key = tokenizer_key(model)
     return _read_cache(key) if key is not None else None
 
 
@@ -98,8 +105,9 @@ CACHE_FORMAT = 1
 _TOKENIZER_FILES = (".json", ".jinja", ".model", ".txt", ".tiktoken")
 
 
-def _cache_key(model: str) -> str | None:
-    """Pins the tokenizer files' exact state; None when they cannot be found (then nothing is cached)."""
+def tokenizer_key(model: str) -> str | None:
+    """Pins the tokenizer files' exact state (and the libraries' versions); None when they cannot be found
+    (then nothing is cached). The report cache keys on it too."""
     import hashlib
     from importlib import metadata
 
@@ -122,8 +130,6 @@ def _cache_key(model: str) -> str | None:
 
 
 def _cache_file(key: str) -> Path:
-    from ..paths import home
-
     folder = home() / "cache" / "tokenizers"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{key}.json"
@@ -158,26 +164,6 @@ def _write_cache(key: str, spec: TokenizerSpec) -> None:
         pass
 
 
-class Loading:
-    """The tokenizer being loaded in a helper process (transformers and torch stay out of this one)."""
-
-    def __init__(self, model: str):
-        from .worker import Helper
-
-        self._helper = Helper("load", model)
-
-    def spec(self) -> TokenizerSpec:
-        """Wait for it; the helper has exited (and freed its memory) when this returns."""
-        return self._helper.result()
-
-    def cancel(self) -> None:
-        self._helper.stop()
-
-
-def load_elsewhere(model: str) -> Loading:
-    return Loading(model)
-
-
 @lru_cache(maxsize=4)
 def _load_tokenizer(model: str, _stamp: float) -> Tok:
     try:
@@ -188,7 +174,8 @@ def _load_tokenizer(model: str, _stamp: float) -> Tok:
     path = Path(model).expanduser()
     ref = str(path) if path.exists() else model
     if not path.exists() and model.startswith(("/", "./", "../", "~")):
-        raise TuneforgeError(f"Model directory {model!r} does not exist.", "Pass an existing model directory or a Hub id.")
+        raise TuneforgeError(f"Model directory {model!r} does not exist.", "Pass an existing model directory or a Hub id.",
+                             code="model.not_found")
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref)
     except Exception as exc:
@@ -198,6 +185,7 @@ def _load_tokenizer(model: str, _stamp: float) -> Tok:
             "Pass a local model directory, or a Hub id that is cached"
             + (" (Hub access is off: HF_HUB_OFFLINE is set)" if offline else "")
             + "; `hf download MODEL --include '*.json' '*.jinja' '*.model'` fetches just the tokenizer.",
+            code="model.tokenizer_unavailable",
         ) from None
     try:
         template = tokenizer.get_chat_template()
@@ -212,7 +200,7 @@ def _load_tokenizer(model: str, _stamp: float) -> Tok:
     for extra in _generation_eos(ref, path.exists()):
         stop_ids.add(extra)
     vocab_added = {str(t): i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items()}
-    for name in END_OF_TURN:
+    for name in END_OF_TURN_TOKENS:
         if name in vocab_added and template and name in template:
             stop_ids.add(vocab_added[name])
     stop_strings = [s for s in tokenizer.convert_ids_to_tokens(sorted(stop_ids)) if s]
@@ -244,5 +232,3 @@ def _generation_eos(ref: str, local: bool) -> list[int]:
         return [int(v) for v in values if isinstance(v, int)]
     except Exception:
         return []
-
-

@@ -7,15 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-#: Roles a chat template is expected to know.
-CHAT_ROLES = frozenset({"system", "user", "assistant", "tool"})
-#: Speaker names -> chat roles, as tuneforge's training templates convert them (ShareGPT and messages alike).
-ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
-                "bot": "assistant", "system": "system", "tool": "tool"}
-#: Label values tuneforge's KTO template reads as true / false.
-TRUE_LABELS = frozenset({"true", "1", "1.0", "yes", "y", "good", "desirable", "positive", "pos", "chosen", "accepted", "up"})
-FALSE_LABELS = frozenset({"false", "0", "0.0", "no", "n", "bad", "undesirable", "negative", "neg", "rejected", "down"})
-_LABELS = TRUE_LABELS | FALSE_LABELS
+from ..templates._shared.roles import CHAT_ROLES, FALSE_LABELS, ROLE_ALIASES, TRUE_LABELS
+
+LABEL_WORDS = TRUE_LABELS | FALSE_LABELS  # what a KTO label may be written as
 #: Fields that label a row rather than hold its content; left out of duplicate and PII checks.
 METADATA_KEYS = frozenset({"id", "_id", "idx", "index", "uuid", "source", "dataset", "timestamp", "created_at",
                            "date", "url", "meta", "metadata", "__index_level_0__"})
@@ -104,7 +98,7 @@ def is_label(value: Any) -> bool:
         return True
     if t is int or t is float:
         return value in (0, 1)
-    return t is str and len(value) <= 12 and value.strip().lower() in _LABELS
+    return t is str and len(value) <= 12 and value.strip().lower() in LABEL_WORDS
 
 
 def label_value(value: Any) -> bool | None:
