@@ -363,9 +363,15 @@ def test_cancel_job_stops_a_running_local_job(tmp_path: Path):
         time.sleep(0.05)
 
     async def body(session):
-        return await session.call_tool("cancel_job", {"job_id": job.job_id})
+        waited = await session.call_tool("wait_for_job", {"job_id": job.job_id, "timeout_seconds": 0.5, "poll_seconds": 30})
+        return waited, await session.call_tool("cancel_job", {"job_id": job.job_id})
 
-    result = in_memory(body)
+    started_waiting = time.monotonic()
+    waited, result = in_memory(body)
+    # a wait that times out answers at its timeout (not after a poll interval), and says the job goes on
+    w = JobWait.model_validate(waited.structured_content)
+    assert not w.finished and w.job.stage == "RUNNING" and "keeps running" in w.next
+    assert time.monotonic() - started_waiting < 10
     assert not result.is_error, text_of(result)
     assert JobStatus.model_validate(result.structured_content).stage == "CANCELED"
     pgid = JobStore().get(job.job_id).pgid
