@@ -65,6 +65,8 @@ def test_touching_the_file_or_changing_an_argument_reads_it_again(tmp_path: Path
     validate(str(data), method="sft")
     validate(str(data), max_length=512)
     assert len(reads) == 4
+    validate(str(data), max_length=1024)  # the default, as planning passes it
+    assert len(reads) == 4
     validate(str(data), cache=False)
     assert len(reads) == 5
 
@@ -137,3 +139,25 @@ def test_argument_errors_carry_codes(tmp_path: Path) -> None:
     with pytest.raises(TuneforgeError) as info:
         validate(str(data), max_length=4)
     assert info.value.code == "dataset.max_length_out_of_range"
+
+
+def test_with_a_model_the_tokenizer_files_are_part_of_the_key(tmp_path: Path, smollm2_dir: Path,
+                                                               reads: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json", "chat_template.jinja"):
+        shutil.copy(smollm2_dir / name, model / name)
+    data = write_old(tmp_path / "d.jsonl", [ROW] * 4)
+    first = validate(str(data), model=str(model))
+    measured = len(reads)
+    assert first.token_stats is not None and not first.token_stats.estimated
+    monkeypatch.chdir(tmp_path)
+    again = validate("d.jsonl", model="./model")  # the same files under other names
+    assert len(reads) == measured
+    assert again.token_stats.tokenizer == "./model"
+    assert again.token_stats.model_dump(exclude={"tokenizer"}) == first.token_stats.model_dump(exclude={"tokenizer"})
+    set_age(model / "tokenizer_config.json", 5)  # the tokenizer changed: measure again
+    validate("d.jsonl", model="./model")
+    assert len(reads) == 2 * measured

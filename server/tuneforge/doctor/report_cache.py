@@ -3,8 +3,9 @@ dataset once.
 
 A report is stored under $TUNEFORGE_HOME/cache/reports/<key>.json. The key is a hash of everything
 the report depends on: the resolved path of the source and, for each of its data files, its name,
-size, modification time (ns) and inode; the same for the eval set; the method, max_length and model
-(pinned by the tokenizer files' own state, chat_tokenizer.tokenizer_key); the cache format and
+size, modification time (ns) and inode; the same for the eval set; the method, max_length (None and
+the default are one) and the model (by its tokenizer files' own state, chat_tokenizer.tokenizer_key,
+so a Hub id and its local snapshot, or a relative and an absolute path, are one); the cache format and
 tuneforge's version. Touching or rewriting a file gives a new key. Not cached: Hub sources (no local
 identity), a model whose tokenizer files cannot be found yet, and files modified within RACY_SECONDS
 of the validation's start (a rewrite inside one timestamp tick could keep size and time: such a report
@@ -56,7 +57,7 @@ def _file_identities(src: Source) -> tuple[str, list[tuple[str, int, int, int]],
 
 
 def cache_slot(src: Source, eval_src: Source | None, *, method: str, model: str | None,
-               max_length: int | None) -> CacheSlot | None:
+               max_length: int) -> CacheSlot | None:
     """The slot for this validation, or None when it cannot be cached (a Hub source, an unfound tokenizer)."""
     try:
         data = _file_identities(src)
@@ -68,8 +69,9 @@ def cache_slot(src: Source, eval_src: Source | None, *, method: str, model: str 
     tokenizer = tokenizer_key(model) if model else None
     if model and tokenizer is None:
         return None
+    # the model by its tokenizer files (a Hub id and its local snapshot, ./m and /abs/m are the same model)
     blob = json.dumps([REPORT_CACHE_FORMAT, __version__, data[:2], src.kind, evals[:2] if evals else None,
-                       eval_src.label if eval_src else None, method, model, tokenizer, max_length])
+                       eval_src.label if eval_src else None, method, tokenizer, max_length])
     key = hashlib.sha256(blob.encode()).hexdigest()[:40]
     newest = max(data[2], evals[2] if evals else 0)
     return CacheSlot(reports_dir() / f"{key}.json", newest)

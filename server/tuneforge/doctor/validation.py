@@ -47,22 +47,25 @@ def validate(source: str, method: str = "auto", model: str | None = None, max_le
                              code="dataset.max_length_out_of_range")
     src = open_source(source)
     eval_src = open_source(eval_source) if eval_source else None
-    slot = cache_slot(src, eval_src, method=method, model=model, max_length=max_length)
+    length = int(max_length or DEFAULT_MAX_LENGTH)
+    slot = cache_slot(src, eval_src, method=method, model=model, max_length=length)
     if cache and slot is not None:
         cached = read_cached(slot)
-        if cached is not None:
-            cached.source = src.label  # the same files, perhaps named by another path
+        if cached is not None:  # the same files and model, perhaps named by other paths
+            cached.source = src.label
+            if cached.token_stats is not None and cached.token_stats.tokenizer is not None:
+                cached.token_stats.tokenizer = model
             return cached
-    report = _read_and_judge(src, eval_src, method, model, max_length)
+    report = _read_and_judge(src, eval_src, method, model, length)
     if slot is None and model:  # the tokenizer files are cached now: the key can pin them
-        slot = cache_slot(src, eval_src, method=method, model=model, max_length=max_length)
+        slot = cache_slot(src, eval_src, method=method, model=model, max_length=length)
     if slot is not None:
         write_cached(slot, report, started_ns)
     return report
 
 
 def _read_and_judge(src: Source, eval_src: Source | None, method: str, model: str | None,
-                    max_length: int | None) -> DatasetReport:
+                    max_length: int) -> DatasetReport:
     workers = _workers(src) if model else 0
     loading: Helper | None = None
     spec = None
@@ -80,7 +83,7 @@ def _read_and_judge(src: Source, eval_src: Source | None, method: str, model: st
         if model and report.rows and fit is not None and fit.fits:
             if loading is not None:
                 spec, loading = loading.result(), None
-            measured = measure(src, fit, model, max_length or DEFAULT_MAX_LENGTH, scan.files, spec=spec, workers=workers)
+            measured = measure(src, fit, model, max_length, scan.files, spec=spec, workers=workers)
             report.token_stats = measured.stats
             report.problems.extend(measured.problems(scan.files))
             if measured.blockers:
@@ -93,7 +96,7 @@ def _read_and_judge(src: Source, eval_src: Source | None, method: str, model: st
         if loading is not None:
             loading.stop()
     if report.token_stats is None and report.rows and fit is not None and fit.fits:
-        report.token_stats = scan.estimated_stats(primary, max_length or DEFAULT_MAX_LENGTH)
+        report.token_stats = scan.estimated_stats(primary, max_length)
     report.ready = _ready(report)
     return report
 
