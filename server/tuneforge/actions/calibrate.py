@@ -26,14 +26,14 @@ from ..planner.model_source import resolve_architecture
 from ..planner.throughput import training_throughput
 from ..planner.workload import gradient_checkpointing, sequence_length, training_precision
 from ..reports.plan import Calibration, Plan
-from ..types import Stage
+from ..types import Method, Stage
 from .train import start_training
 
 CANARY_STEPS = 5
 CANARY_TIMEOUT_SECONDS = 30 * 60
 
 
-def plan(model: str, method: str = "sft", dataset: str | None = None, *, calibrate: bool = False,
+def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, *, calibrate: bool = False,
          calibrate_steps: int | None = None, **options: Any) -> Plan:
     """The planner's plan (options: PlanRequest's fields); with `calibrate`, the canary's measurements beside it."""
     request = plan_request(model, method, dataset, **options)

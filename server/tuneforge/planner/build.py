@@ -11,6 +11,7 @@ from typing import Any
 from ..config import RunConfig, format_duration
 from ..flavors import HardwareTable
 from ..reports.plan import Plan
+from ..types import Method
 from .architecture import count_active_parameters, count_parameters
 from .candidates import hf_candidates, local_candidates
 from .choice import alternatives, apply_budget, choose, rounded
@@ -23,7 +24,7 @@ from .timeout import job_timeout
 from .workload import device_for, gradient_checkpointing, run_shape
 
 
-def plan(model: str, method: str = "sft", dataset: str | None = None, **options: Any) -> Plan:
+def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, **options: Any) -> Plan:
     """Hardware, memory, time, cost and timeout for fine-tuning `model` with `method` on `dataset`.
 
     Options (PlanRequest's fields): max_length, epochs, batch_size, peft, backend, flavor, budget_usd, rows,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..errors import TuneforgeError
 from ..reports.plan import Alternative, Plan
+from ..types import Method
 from .architecture import Architecture, count_parameters
 from .candidates import LORA_ABOVE_PARAMS, Candidate, peft_options
 from .hardware import LocalMachine
@@ -90,7 +91,7 @@ def _nothing_fits(arch: Architecture, req: PlanRequest, candidates: list[Candida
             fixes.append("use --peft qlora (4-bit base weights)")
     if req.batch_size > 1:
         fixes.append(f"lower --batch-size to 1 and raise --grad-accum to {req.batch_size * req.grad_accum}")
-    if req.max_length > 512 or req.method == "grpo":
+    if req.max_length > 512 or req.method == Method.GRPO:
         fixes.append(f"shorten --max-length (now {req.max_length})")
     if req.backend == "local":
         fixes.append("train on Hugging Face Jobs with --backend hf")

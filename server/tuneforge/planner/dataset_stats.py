@@ -59,6 +59,8 @@ def from_doctor(dataset: str, method: str, model: str | None, max_length: int | 
         report = validate(dataset, method=method, model=model, max_length=max_length)
     except TuneforgeError as exc:
         return DatasetStats(rows=None, source="dataset doctor", notes=[f"The dataset doctor could not read the data: {exc.message}"])
+    except Exception as exc:  # noqa: BLE001  (a doctor bug must not block planning: the estimate takes over)
+        return DatasetStats(rows=None, source="dataset doctor", notes=[f"The dataset doctor failed ({type(exc).__name__}: {exc})."])
     return stats_from_report(report)
 
 

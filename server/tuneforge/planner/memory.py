@@ -88,11 +88,11 @@ class Workload(BaseModel):
 
 def sequences_per_step(w: Workload) -> tuple[int, int]:
     """(sequences in one forward, their padded length) for the method."""
-    if w.method in ("dpo", "reward"):
+    if w.method in (Method.DPO, Method.REWARD):
         return 2 * w.batch_size, w.seq_len  # chosen + rejected, concatenated
-    if w.method == "kto":
+    if w.method == Method.KTO:
         return 2 * w.batch_size, w.seq_len  # the batch and its mismatched KL batch
-    if w.method == "grpo":
+    if w.method == Method.GRPO:
         return max(w.batch_size, w.num_generations), w.prompt_len + w.completion_len
     return w.batch_size, w.seq_len
 
@@ -165,10 +165,10 @@ def memory_breakdown(a: Architecture, w: Workload) -> MemoryBreakdown:
         acts += a.num_layers * seqs * a.num_heads * length * length * 4.0
 
     # -- logits (the fused LM head's tiles; CUDA scores only positions with a label, the CPU path all)
-    if w.method == "reward":
+    if w.method == Method.REWARD:
         logits = tokens * 4.0  # a scalar score per position before pooling
     else:
-        scored = seqs * w.completion_len if (w.method == "grpo" and w.device == "cuda") else tokens
+        scored = seqs * w.completion_len if (w.method == Method.GRPO and w.device == "cuda") else tokens
         tile_tokens = min(scored, LOGIT_TILE_TOKENS)
         logits = tile_tokens * min(a.vocab_size, LOGIT_TILE_VOCAB) * TILE_BYTES[w.device]
         logits += tokens * a.hidden_size * 4  # fp32 gradient of the head's input
@@ -177,14 +177,14 @@ def memory_breakdown(a: Architecture, w: Workload) -> MemoryBreakdown:
 
     # -- reference model
     reference = 0.0
-    if w.method in ("dpo", "kto") and w.peft == "none":
+    if w.method in (Method.DPO, Method.KTO) and w.peft == "none":
         reference = n * wb / shard
-    if w.method == "grpo" and w.reference_model and w.peft == "none":
+    if w.method == Method.GRPO and w.reference_model and w.peft == "none":
         reference = n * wb / shard
 
     # -- generation (GRPO rollouts)
     generation = 0.0
-    if w.method == "grpo":
+    if w.method == Method.GRPO:
         gen_seqs = max(w.batch_size, w.num_generations)
         kv_cache = 2 * a.num_layers * a.kv_dim * 2.0 * gen_seqs * (w.prompt_len + w.completion_len)
         generation = kv_cache + gen_seqs * a.vocab_size * 4.0 * 2  # last-position logits + sampling probs

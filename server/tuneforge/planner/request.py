@@ -46,7 +46,7 @@ class PlanRequest(BaseModel):
     use_doctor: bool = True
 
 
-def plan_request(model: str, method: str = "sft", dataset: str | None = None, *, max_length: int | None = None,
+def plan_request(model: str, method: Method | str = Method.SFT, dataset: str | None = None, *, max_length: int | None = None,
                  epochs: float = 1.0, batch_size: int | None = None, peft: str = "auto", backend: str = "hf",
                  flavor: str | None = None, budget_usd: float | None = None, rows: int | None = None,
                  **options: Any) -> PlanRequest:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from ..types import Method
 from .architecture import Architecture, count_active_parameters, embedding_parameters, lm_head_parameters
 
 # Model FLOPs utilisation assumed for transformers + TRL training (not a tuned Megatron run): small models
@@ -55,7 +56,7 @@ def train_flops_per_token(a: Architecture, *, peft: str, context: float, gradien
     flops = forward + backward
     if gradient_checkpointing:
         flops += forward
-    if method in ("dpo", "kto"):
+    if method in (Method.DPO, Method.KTO):
         flops += forward  # reference log-probs (adapter off, or the reference model)
     return flops
 
@@ -63,7 +64,7 @@ def train_flops_per_token(a: Architecture, *, peft: str, context: float, gradien
 def training_throughput(a: Architecture, *, peft: str, context: float, gradient_checkpointing: bool, method: str,
                         peak_tflops: float, gpus: int, device: str, params: float) -> Throughput:
     flops = train_flops_per_token(a, peft=peft, context=context, gradient_checkpointing=gradient_checkpointing,
-                                  method=method, head=method != "reward")
+                                  method=method, head=method != Method.REWARD)
     u = utilisation(params, peft, device, gpus)
     rate = peak_tflops * 1e12 * max(1, gpus) * u
     return Throughput(flops_per_token=flops, tokens_per_second=rate / flops if flops else 0.0, utilisation=u)
