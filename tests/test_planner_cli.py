@@ -1,4 +1,5 @@
-"""`tuneforge plan` as a user runs it: a real subprocess, JSON for machines, a report for people, errors as text."""
+"""`tuneforge plan` as a user runs it (in process, through `tuneforge.cli.main`): JSON for machines, a report
+for people, errors as text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cli_main import run_main
 
 QWEN3_06B = {
     "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 1024, "intermediate_size": 3072,
@@ -35,12 +37,12 @@ def prefs(tmp_path: Path) -> str:
     return str(path)
 
 
-def run_cli(cli: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*cli, "plan", *args], capture_output=True, text=True, timeout=300)
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_main(capsys, "plan", *args)
 
 
-def test_plan_json_has_the_issue_shape(tuneforge_cli: list[str], qwen3_dir: str, prefs: str) -> None:
-    out = run_cli(tuneforge_cli, "--model", qwen3_dir, "--method", "dpo", "--dataset", prefs, "--max-length", "1024", "--json")
+def test_plan_json_has_the_issue_shape(capsys: pytest.CaptureFixture[str], qwen3_dir: str, prefs: str) -> None:
+    out = run_cli(capsys, "--model", qwen3_dir, "--method", "dpo", "--dataset", prefs, "--max-length", "1024", "--json")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert ISSUE_KEYS <= set(plan)
@@ -54,28 +56,30 @@ def test_plan_json_has_the_issue_shape(tuneforge_cli: list[str], qwen3_dir: str,
     assert all(isinstance(n, str) for n in plan["notes"]) and plan["notes"]
 
 
-def test_plan_prints_a_report_for_people(tuneforge_cli: list[str], qwen3_dir: str) -> None:
-    out = run_cli(tuneforge_cli, "--model", qwen3_dir, "--rows", "3000", "--peft", "lora", "--flavor", "a10g-large")
+def test_plan_prints_a_report_for_people(capsys: pytest.CaptureFixture[str], qwen3_dir: str) -> None:
+    out = run_cli(capsys, "--model", qwen3_dir, "--rows", "3000", "--peft", "lora", "--flavor", "a10g-large")
     assert out.returncode == 0, out.stderr
     assert "Peak memory" in out.stdout and "a10g-large" in out.stdout and "timeout" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
 
 
-def test_plan_budget_flag_proposes_max_steps(tuneforge_cli: list[str], qwen3_dir: str) -> None:
-    out = run_cli(tuneforge_cli, "--model", qwen3_dir, "--rows", "200000", "--max-length", "2048", "--budget-usd", "0.5", "--json")
+def test_plan_budget_flag_proposes_max_steps(capsys: pytest.CaptureFixture[str], qwen3_dir: str) -> None:
+    out = run_cli(capsys, "--model", qwen3_dir, "--rows", "200000", "--max-length", "2048", "--budget-usd", "0.5", "--json")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["within_budget"] is False and plan["max_steps"] >= 1
 
 
-def test_plan_errors_exit_2_with_message_and_fix(tuneforge_cli: list[str], tmp_path: Path) -> None:
-    out = run_cli(tuneforge_cli, "--model", "nobody-here/mystery-model", "--rows", "10", "--json")
+def test_plan_errors_exit_2_with_message_and_fix(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = run_cli(capsys, "--model", "nobody-here/mystery-model", "--rows", "10", "--json")
     assert out.returncode == 2
     err = json.loads(out.stdout)
     assert "Cannot size the model" in err["error"] and err["fix"]
+    assert err["code"] == "plan.model_unavailable_offline"
     (tmp_path / "nocfg").mkdir()
-    out = run_cli(tuneforge_cli, "--model", str(tmp_path / "nocfg"), "--rows", "10")
+    out = run_cli(capsys, "--model", str(tmp_path / "nocfg"), "--rows", "10")
     assert out.returncode == 2
     assert "no config.json" in " ".join(out.stderr.split()) and "Traceback" not in out.stderr
-    out = run_cli(tuneforge_cli, "--model", str(tmp_path / "nocfg"), "--rows", "10", "--epochs", "-1", "--json")
+    out = run_cli(capsys, "--model", str(tmp_path / "nocfg"), "--rows", "10", "--epochs", "-1", "--json")
     assert out.returncode == 2 and "epochs must be positive" in json.loads(out.stdout)["error"]
+    assert json.loads(out.stdout)["code"] == "plan.invalid_epochs"
