@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tuneforge import api
 from tuneforge.config import DatasetSpec, RunConfig
 from tuneforge.errors import TuneforgeError

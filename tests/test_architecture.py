@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "tuneforge.errors": 0,
     "tuneforge.paths": 0,
     "tuneforge.flavors": 0,
+    "tuneforge.secrets": 0,
     "tuneforge.records": 0,
     "tuneforge.reports": 0,
     "tuneforge.config": 0,

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from cli_main import run_main
-
 from tuneforge.cli import build_parser
 from tuneforge.cli.train import config_from_args
 from tuneforge.config import DatasetSpec, RunConfig

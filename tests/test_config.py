@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tuneforge import paths
 from tuneforge.config import RunConfig, format_duration, parse_duration
 from tuneforge.errors import ConfigError

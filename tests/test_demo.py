@@ -7,7 +7,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from tuneforge.actions.demo import parse_answer, score_answer, score_answers
 
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tuneforge.doctor import validate
 from tuneforge.errors import TuneforgeError
 

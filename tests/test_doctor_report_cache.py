@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tuneforge.doctor import report_cache, sources, validate
 from tuneforge.doctor.sources import open_source
 from tuneforge.errors import TuneforgeError

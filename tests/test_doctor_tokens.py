@@ -10,9 +10,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from tuneforge.doctor import DatasetReport, validate
-from tuneforge.doctor import chat_tokenizer, sequences, token_counting
+from tuneforge.doctor import (
+    DatasetReport,
+    chat_tokenizer,
+    sequences,
+    token_counting,
+    validate,
+)
 
 NO_EOS_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                    "{% if add_generation_prompt %}assistant: {% endif %}")

@@ -6,7 +6,6 @@ import ast
 from pathlib import Path
 
 import pytest
-
 from tuneforge.errors import ConfigError, JobNotFound, MissingDependency, TuneforgeError
 
 PACKAGE = Path(__file__).resolve().parents[1] / "server" / "tuneforge"

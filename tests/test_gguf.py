@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 from conftest import test_cache_dir
-
-from tuneforge.errors import TuneforgeError
 from tuneforge.actions.export import export_gguf
+from tuneforge.config import RunConfig
+from tuneforge.errors import TuneforgeError
 from tuneforge.gguf import modelfile as mf
 from tuneforge.gguf import toolchain as tcm
-from tuneforge.config import RunConfig
 from tuneforge.records import Job, JobStore, new_job_id
 
 LLAMA3_TEMPLATE = (

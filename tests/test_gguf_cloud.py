@@ -19,7 +19,6 @@ import pytest
 from conftest import test_cache_dir
 from test_hf_backend import USER, event, hub  # noqa: F401  (fixtures)
 from test_hf_backend_payload import rewrite
-
 from tuneforge import paths
 from tuneforge.config.export import ExportConfig
 from tuneforge.errors import TuneforgeError

@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 from hf_emulator import HubEmulator
-
 from tuneforge.backends.hf.errors import HubError
 from tuneforge.config import RunConfig
 from tuneforge.errors import ConfigError, TuneforgeError
 from tuneforge.jobs.service import JobService
 from tuneforge.jobs.workspace import support_files
-from tuneforge.records import JobStore
 from tuneforge.paths import template_path
+from tuneforge.records import JobStore
 
 USER = "alice"
 ROWS = [

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from hf_emulator import HubEmulator
 from test_hf_backend import USER, event, hub, train_file  # noqa: F401  (fixtures)
-
 from tuneforge.config import RunConfig
 from tuneforge.jobs.service import JobService
 

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tuneforge.jobs.workspace import support_files
 from test_hf_backend import USER, hub, train_file  # noqa: F401  (fixtures)
-
 from tuneforge import paths
 from tuneforge.config import RunConfig
 from tuneforge.jobs.service import JobService
+from tuneforge.jobs.workspace import support_files
 
 MOUNT = "/data"
 

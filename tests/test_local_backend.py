@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from tuneforge.config import RunConfig
-from tuneforge.records import JobSpec
 from tuneforge.jobs.service import JobService
 from tuneforge.progress import EVENT_PREFIX
+from tuneforge.records import JobSpec
 
 FAKE = textwrap.dedent(
     """
@@ -258,3 +256,70 @@ def test_events_prefix_in_templates_matches_the_reader():
 
     text = (paths.templates_dir() / "_shared" / "events.py").read_text()
     assert f'EVENT_PREFIX = "{EVENT_PREFIX}"' in text
+
+
+# ---- the token: withheld unless needed, scrubbed always ----------------------------------------------
+LEAKY = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    path = os.environ.get("HF_TOKEN_PATH")
+    saved = Path(path).read_text() if path and Path(path).exists() else None
+    print("env token:", token)
+    print("saved token:", saved)
+    print("a partial line then the token", token, end="", flush=True)
+    print()
+    print("to stderr:", token, file=sys.stderr, flush=True)
+    """
+)
+
+
+@pytest.fixture
+def fake_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    token = "hf_" + "Zq8" * 12
+    saved = tmp_path / "hf-home" / "token"
+    saved.parent.mkdir()
+    saved.write_text(token)
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("HF_HOME", str(saved.parent))
+    return token
+
+
+def files_holding(root: Path, needle: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
+
+
+def test_a_local_run_that_needs_no_hub_access_gets_no_token(tmp_path: Path, fake_token: str, tuneforge_home: Path):
+    script = tmp_path / "leaky.py"
+    script.write_text(LEAKY)
+    service = JobService()
+    done = service.wait(service.submit(JobSpec(script=script)).job_id, timeout=60, poll_seconds=0.1)
+    assert done.stage == "COMPLETED"
+    log = done.log_path.read_text()
+    assert "env token: None" in log and "saved token: None" in log
+    assert files_holding(tuneforge_home, fake_token) == []
+
+
+def test_a_run_given_the_token_never_writes_it_to_the_log_or_the_record(tmp_path: Path, fake_token: str, tuneforge_home: Path):
+    script = tmp_path / "leaky.py"
+    script.write_text(LEAKY + "\nraise SystemExit('failing with ' + str(token))\n")
+    service = JobService()
+    done = service.wait(service.submit(JobSpec(script=script, hub_token=True)).job_id, timeout=60, poll_seconds=0.1)
+    assert done.stage == "ERROR"
+    log = done.log_path.read_text()
+    assert "env token: hf_***" in log and "to stderr: hf_***" in log
+    assert "failing with hf_***" in (done.error or "")
+    assert files_holding(tuneforge_home, fake_token) == []
+
+
+def test_a_training_submit_decides_the_token_from_what_the_run_reads(tmp_path: Path):
+    from tuneforge.jobs.hub_access import needs_hub_token
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    local = RunConfig(model=str(tmp_path), dataset={"path": str(data)})
+    assert needs_hub_token(local) is False
+    assert needs_hub_token(local.model_copy(update={"push_to_hub": "me/model"})) is True
+    # offline (as in every test), a Hub model comes from the local cache: no token needed
+    assert needs_hub_token(RunConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct", dataset={"path": str(data)})) is False

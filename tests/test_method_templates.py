@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tuneforge import paths
 from tuneforge.config import RunConfig
 from tuneforge.config.export import ExportConfig

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mcp_client import REPO, text_of
-
 import tuneforge
+from mcp_client import REPO, text_of
 
 LAUNCHER = REPO / "scripts" / "tuneforge-mcp"
 VERSION_FILES = ("pyproject.toml", "server/tuneforge/__init__.py", ".claude-plugin/plugin.json",

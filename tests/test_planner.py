@@ -15,7 +15,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
-
 from tuneforge.config import RunConfig
 from tuneforge.errors import TuneforgeError
 from tuneforge.flavors import snapshot_table, table_from_api
@@ -432,8 +431,8 @@ def test_a_hub_dataset_that_cannot_be_read_offline_still_plans_memory_but_no_tim
 
 
 def test_train_refuses_a_config_that_cannot_fit_before_creating_a_job(tmp_path: Path, models: dict[str, str]) -> None:
-    from tuneforge.jobs.service import JobService
     from tuneforge.actions.train import start_training
+    from tuneforge.jobs.service import JobService
 
     data = write_chats(tmp_path / "d.jsonl", 50)
     config = RunConfig.from_dict({"model": models["Llama-3-70B"], "dataset": {"path": str(data)}, "peft": {"kind": "lora"},

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tuneforge.actions.calibrate import plan
 from tuneforge.planner.hardware import load_calibration
 

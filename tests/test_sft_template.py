@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tuneforge import paths
 from tuneforge.config import RunConfig
 from tuneforge.jobs.service import JobService

@@ -17,7 +17,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from tuneforge import paths
 from tuneforge.config import RunConfig
 from tuneforge.jobs.workspace import stage_template, support_files

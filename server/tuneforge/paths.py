@@ -10,7 +10,6 @@ from .errors import TuneforgeError
 from .types import METHOD_TEMPLATES, Method
 
 
-
 def home() -> Path:
     """$TUNEFORGE_HOME, default ~/.cache/tuneforge. Created on first use."""
     root = Path(os.environ.get("TUNEFORGE_HOME") or Path.home() / ".cache" / "tuneforge").expanduser()

@@ -20,11 +20,20 @@ from ..errors import TuneforgeError
 from ..jobs.service import JobService
 from ..planner import PlanRequest, build_plan, plan_request
 from ..planner.dataset_stats import dataset_rows, dataset_stats, estimate_local
-from ..planner.hardware import calibration_path, load_calibration, local_machine, save_cpu_rate
+from ..planner.hardware import (
+    calibration_path,
+    load_calibration,
+    local_machine,
+    save_cpu_rate,
+)
 from ..planner.memory import GiB, Workload, memory_breakdown
 from ..planner.model_source import resolve_architecture
 from ..planner.throughput import training_throughput
-from ..planner.workload import gradient_checkpointing, sequence_length, training_precision
+from ..planner.workload import (
+    gradient_checkpointing,
+    sequence_length,
+    training_precision,
+)
 from ..reports.plan import Calibration, Plan
 from ..types import Method, Stage
 from .train import start_training

@@ -22,7 +22,15 @@ from .. import __version__, paths
 from ..gguf import toolchain
 from ..reports.setup import (
     LOW_DISK_GB,
-    BackendStatus, DiskStatus, GpuInfo, HfToken, PackageStatus, SetupReport, ToolchainStatus, TorchInfo, TrainExtra,
+    BackendStatus,
+    DiskStatus,
+    GpuInfo,
+    HfToken,
+    PackageStatus,
+    SetupReport,
+    ToolchainStatus,
+    TorchInfo,
+    TrainExtra,
 )
 
 #: what the `train` extra brings for local training (imported by the templates, never here)

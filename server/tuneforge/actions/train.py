@@ -10,7 +10,7 @@ import importlib.util
 
 from ..config import RunConfig
 from ..errors import ConfigError, MissingDependency
-from ..flavors import check_launch, gpus_of, launch_for_flavor
+from ..flavors import launch_for_flavor
 from ..jobs.service import JobService, SubmitResult
 from ..planner import plan_for_config
 from ..reports.plan import Plan
@@ -43,12 +43,9 @@ def resolve_launch(config: RunConfig, backend: str, flavor: str | None, plan: Pl
         config = config.model_copy(update={"timeout_seconds": plan.timeout_seconds})
     if backend != BackendName.HF or not flavor:
         return config
-    distributed = plan.distributed if plan is not None else None
     if "launch" in config.model_fields_set:
-        gpus = gpus_of(flavor)
-        if gpus is not None:
-            check_launch(config.launch.model_dump(), flavor, gpus, distributed)
-        return config
+        return config  # given by the user: the job service checks it against the flavor
+    distributed = plan.distributed if plan is not None else None
     return config.model_copy(update={"launch": launch_for_flavor(flavor, distributed, config.launch)})
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from pathlib import Path
+from typing import IO
+
+from ..secrets import scrub
 
 
 def tail_lines(path: Path, n: int | None) -> list[str]:
@@ -27,23 +31,47 @@ def tail_lines(path: Path, n: int | None) -> list[str]:
     return list(deque(data.decode("utf-8", errors="replace").splitlines(), maxlen=n))
 
 
-class LogFollower:
-    """Reads the lines appended to a log since the last call."""
+class ScrubbedLog:
+    """Copies a process's output into its log file, with secret values masked, and hands back the lines.
 
-    def __init__(self, path: Path):
-        self.path = path
-        self.offset = 0
-        self.partial = b""
+    A thread reads the pipe as data arrives; only scrubbed text reaches the file. A line longer than
+    MAX_PARTIAL without a newline (a progress bar redrawn with carriage returns) is written as it is."""
+
+    MAX_PARTIAL = 1 << 16
+
+    def __init__(self, pipe: IO[bytes], path: Path, secrets: list[str]):
+        self.pipe, self.path, self.secrets = pipe, path, secrets
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._copy, name="job-log", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        partial = b""
+        with self.path.open("ab") as out:
+            while chunk := os.read(self.pipe.fileno(), 65536):
+                parts = (partial + chunk).split(b"\n")
+                partial = parts.pop()
+                if len(partial) > self.MAX_PARTIAL:
+                    parts.append(partial)
+                    partial = b""
+                self._write(out, parts)
+            if partial:
+                self._write(out, [partial])
+
+    def _write(self, out: IO[bytes], parts: list[bytes]) -> None:
+        lines = [scrub(p.decode("utf-8", errors="replace"), self.secrets) for p in parts]
+        out.write("".join(line + "\n" for line in lines).encode("utf-8"))
+        out.flush()
+        with self._lock:
+            self._lines.extend(lines)
 
     def new_lines(self) -> list[str]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(data)
-        data = self.partial + data
-        lines = data.split(b"\n")
-        self.partial = lines.pop()
-        return [line.decode("utf-8", errors="replace") for line in lines]
+        """The lines written since the last call."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+        return lines
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Wait for the copy to reach the end of the output (the pipe closes when the process group is gone)."""
+        self._thread.join(timeout)

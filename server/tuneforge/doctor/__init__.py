@@ -20,7 +20,13 @@ point with its cache (validation.py, report_cache.py).
 
 from typing import Any
 
-from ..reports.dataset import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
+from ..reports.dataset import (
+    DatasetReport,
+    MethodVerdict,
+    ParseError,
+    Problem,
+    TokenStats,
+)
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..reports.dataset import DatasetReport, MethodVerdict, ParseError, Problem, TokenStats
+from ..reports.dataset import (
+    DatasetReport,
+    MethodVerdict,
+    ParseError,
+    Problem,
+    TokenStats,
+)
 from ..types import Method
 from .column_stats import MAX_COLUMNS, ColumnStats
 from .duplicates import DuplicateSketch
@@ -16,7 +22,15 @@ from .method_fit import METHOD_FOR_FORMAT, Fit
 from .method_verdicts import Evidence, judge
 from .pii import find_pii
 from .row_records import ReadError, Record
-from .row_shapes import FORMAT_WORDS, content_text, is_label, label_value, message_issues, row_format, value_kind
+from .row_shapes import (
+    FORMAT_WORDS,
+    content_text,
+    is_label,
+    label_value,
+    message_issues,
+    row_format,
+    value_kind,
+)
 from .sources import Source
 from .tally import SAMPLE, Tally
 from .token_stats import stats_from_histogram

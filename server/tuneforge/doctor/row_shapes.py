@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from ..templates._shared.roles import CHAT_ROLES, FALSE_LABELS, ROLE_ALIASES, TRUE_LABELS
+from ..templates._shared.roles import (
+    CHAT_ROLES,
+    FALSE_LABELS,
+    ROLE_ALIASES,
+    TRUE_LABELS,
+)
 
 LABEL_WORDS = TRUE_LABELS | FALSE_LABELS  # what a KTO label may be written as
 #: Fields that label a row rather than hold its content; left out of duplicate and PII checks.

@@ -47,7 +47,9 @@ class Renderer:
         self._base: dict[str, Any] | None = None
         if tok.template:
             try:  # transformers' own compiled (sandboxed) template, as apply_chat_template uses it
-                from transformers.utils.chat_template_utils import _compile_jinja_template
+                from transformers.utils.chat_template_utils import (
+                    _compile_jinja_template,
+                )
 
                 self._compiled = _compile_jinja_template(tok.template)
                 self._base = {**dict(self._compiled.globals), **self.kwargs, "tools": None, "documents": None}

@@ -125,7 +125,12 @@ def cloud_ref(model: str | None, job_id: str | None, base: str | None, system_pr
 def fetch_small_files(repo_id: str, dest: Path, what: str) -> Path:
     """config / adapter config / tokenizer config / chat template of a Hub repo (no weights)."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+    )
 
     dest.mkdir(parents=True, exist_ok=True)
     found = 0

@@ -56,7 +56,13 @@ def model_stem(text: str) -> str:
 def download(repo_id: str, what: str) -> Path:
     """A Hub model's config, tokenizer and safetensors weights (from the local cache when offline)."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
 
     try:
         return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))

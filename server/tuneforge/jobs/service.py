@@ -17,11 +17,12 @@ from ..backends.base import Backend, get_backend
 from ..config import RunConfig
 from ..config.export import ExportConfig
 from ..errors import TuneforgeError
-from ..records import Job, JobSpec, JobStore, new_job_id
-from ..reports.plan import Plan
 from ..flavors import check_launch
 from ..planner.hardware import hardware_table
+from ..records import Job, JobSpec, JobStore, new_job_id
+from ..reports.plan import Plan
 from ..types import TERMINAL, BackendName, Method
+from .hub_access import needs_hub_token
 from .workspace import job_folder, stage_template
 
 LOG_TAIL_DEFAULT = 20
@@ -177,6 +178,7 @@ class JobService:
             timeout_seconds=config.timeout_seconds,
             gpus=gpus,
             distributed=distributed,
+            hub_token=backend != BackendName.LOCAL or needs_hub_token(config),
             labels={"tuneforge-job": job_id, "tuneforge-method": config.method, **(labels or {})},
         )
         return self.submit(
@@ -259,7 +261,7 @@ class JobService:
                     f"It keeps running: check it later with `tuneforge jobs status {job_id}`.",
                     code="job.wait_timeout",
                 )
-            time.sleep(poll_seconds)
+            time.sleep(poll_seconds if deadline is None else min(poll_seconds, max(0.0, deadline - time.monotonic())))
 
 
 def _elapsed(job: Job) -> float | None:

@@ -16,7 +16,13 @@ from .architecture import count_active_parameters, count_parameters
 from .candidates import hf_candidates, local_candidates
 from .choice import alternatives, apply_budget, choose, rounded
 from .dataset_stats import dataset_stats
-from .explain import architecture_summary, explain, moe_note, timeout_notes, unknown_rows_warning
+from .explain import (
+    architecture_summary,
+    explain,
+    moe_note,
+    timeout_notes,
+    unknown_rows_warning,
+)
 from .hardware import hardware_table, local_machine
 from .model_source import resolve_architecture
 from .request import PlanRequest, plan_request, request_for_config

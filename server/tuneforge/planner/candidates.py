@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from ..flavors import Flavor, HardwareTable
 from ..errors import TuneforgeError
+from ..flavors import Flavor, HardwareTable
 from ..reports.plan import MemoryBreakdown
 from ..types import Method
 from .architecture import Architecture, count_parameters
@@ -20,7 +20,12 @@ from .hardware import LocalMachine
 from .memory import memory_breakdown
 from .request import PlanRequest
 from .throughput import generation_seconds, training_throughput
-from .workload import gradient_checkpointing, run_shape, training_precision, workload_for
+from .workload import (
+    gradient_checkpointing,
+    run_shape,
+    training_precision,
+    workload_for,
+)
 
 LORA_ABOVE_PARAMS = 3e9
 # A flavor fits when the predicted peak stays under this share of its nominal memory per GPU: nominal "GB"

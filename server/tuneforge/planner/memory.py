@@ -28,7 +28,12 @@ from pydantic import BaseModel, Field
 
 from ..reports.plan import MemoryBreakdown
 from ..types import Method
-from .architecture import Architecture, count_parameters, linear_parameters, lora_parameters
+from .architecture import (
+    Architecture,
+    count_parameters,
+    linear_parameters,
+    lora_parameters,
+)
 
 GiB = 1024**3
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ..types import Method
-from .architecture import Architecture, count_active_parameters, embedding_parameters, lm_head_parameters
+from .architecture import (
+    Architecture,
+    count_active_parameters,
+    embedding_parameters,
+    lm_head_parameters,
+)
 
 # Model FLOPs utilisation assumed for transformers + TRL training (not a tuned Megatron run): small models
 # cannot fill a big GPU, QLoRA spends time dequantising, several GPUs lose some time to communication.

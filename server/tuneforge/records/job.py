@@ -29,6 +29,8 @@ class JobSpec(BaseModel):
     gpus: int = 1
     distributed: str | None = None  # None | "ddp" | "fsdp"
     env: dict[str, str] = Field(default_factory=dict, description="Non-secret environment for the run.")
+    hub_token: bool = Field(default=False, description="The run may read the user's Hugging Face token (it pushes, or "
+                            "reads a Hub model or dataset that is not public). Local runs get no token otherwise.")
     labels: dict[str, str] = Field(default_factory=dict)
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import paths
-from ..errors import JobNotFound
 from ..config.schema import STORED
+from ..errors import JobNotFound
 from .job import Job
-from ..types import STAGES, TERMINAL, Stage
 
 _COLUMNS = ("job_id", "backend", "stage", "created_at", "data")
 _SCHEMA = """

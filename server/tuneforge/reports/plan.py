@@ -7,7 +7,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
-
 class MemoryBreakdown(BaseModel):
     """Peak memory per device, by component, in GiB."""
 

@@ -25,10 +25,10 @@ from typing import Any
 
 from ...config import format_duration
 from ...errors import ConfigError, TuneforgeError
+from ...flavors import flavor_names, gpus_of
 from ...progress import last_events
 from ...records import Job, JobSpec
-from ...types import TERMINAL, Stage
-from ...flavors import flavor_names, gpus_of
+from ...types import TERMINAL
 from ..logfile import tail_lines
 from .account import check_account
 from .connection import HubConnection, env_float

@@ -15,10 +15,10 @@ import time
 from typing import Callable, TypeVar
 
 from ...errors import TuneforgeError
+from ...secrets import scrub as scrub_secrets
 
 T = TypeVar("T")
 
-MASK = "hf_***"
 TOKENS_URL = "https://huggingface.co/settings/tokens"
 BILLING_URL = "https://huggingface.co/settings/billing"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -44,9 +44,7 @@ def backoff_seconds() -> float:
 
 
 def scrub(text: str, secret: str | None) -> str:
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, MASK)
-    return text
+    return scrub_secrets(text, [secret])
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -71,7 +69,11 @@ def server_message(exc: BaseException, secret: str | None) -> str:
 def translate(exc: BaseException, *, action: str, endpoint: str, secret: str | None) -> HubError:
     """What went wrong, in words, with what to do next. Never the token."""
     import httpx2
-    from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalTokenNotFoundError,
+        OfflineModeIsEnabled,
+    )
 
     if isinstance(exc, HubError):
         return exc

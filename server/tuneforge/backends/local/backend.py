@@ -20,7 +20,7 @@ from typing import Any
 
 from ...records import Job, JobSpec
 from ..logfile import tail_lines
-from .processes import KILL_GRACE_SECONDS, group_alive, kill_group, process_alive
+from .processes import KILL_GRACE_SECONDS, kill_group, process_alive
 
 SPEC_FILE = "spec.json"
 #: how long a fresh job may go without a supervisor pid before it is declared dead

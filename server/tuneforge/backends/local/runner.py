@@ -20,7 +20,8 @@ from ... import paths
 from ...config import format_duration
 from ...progress import last_events
 from ...records import Job, JobSpec, JobStore
-from ..logfile import LogFollower, tail_lines
+from ...secrets import secret_values, without_token
+from ..logfile import ScrubbedLog, tail_lines
 from .backend import SPEC_FILE
 from .processes import kill_group
 
@@ -75,26 +76,25 @@ class Supervisor:
         started = time.time()
         if self.update(stage="RUNNING", started_at=started, message="starting") is None:
             return 0  # canceled while waiting
-        env = dict(os.environ)
+        env = dict(os.environ) if self.spec.hub_token else without_token(os.environ, nowhere=self.job_dir / ".no-hf-token")
         env.update(self.spec.env)
         env.setdefault("TRACKIO_DIR", str(paths.home() / "trackio"))  # Trackio's local mode logs here
         env.update({"PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": self.job.job_id, "TOKENIZERS_PARALLELISM": "false"})
-        with open(self.job.log_path, "ab") as log:
-            self.child = subprocess.Popen(
-                [sys.executable, str(self.spec.script), *self.spec.args],
-                cwd=self.job_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # its own group: cancel and timeout end it and all it spawned
-            )
+        self.child = subprocess.Popen(
+            [sys.executable, str(self.spec.script), *self.spec.args],
+            cwd=self.job_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # its own group: cancel and timeout end it and all it spawned
+        )
         self.update(pgid=self.child.pid)
-        follower = LogFollower(self.job.log_path)
+        log = ScrubbedLog(self.child.stdout, self.job.log_path, secret_values(os.environ))
         timeout = self.job.timeout_seconds
         timed_out = False
         while self.child.poll() is None:
-            self.absorb(follower.new_lines())
+            self.absorb(log.new_lines())
             if self.stop_requested:
                 break
             if timeout and time.time() - started > timeout:
@@ -105,7 +105,8 @@ class Supervisor:
             kill_group(self.child.pid, leader=self.child)
         rc = self.child.wait()
         kill_group(self.child.pid, grace=2.0, leader=self.child)  # stragglers the script left (data loader workers...)
-        self.absorb(follower.new_lines())
+        log.close()
+        self.absorb(log.new_lines())
         self.finish(rc, timed_out)
         return 0
 
