@@ -55,7 +55,7 @@ def in_memory(body: Callable[[Client], Awaitable[Any]], *, timeout: float = 120.
 
     async def main() -> Any:
         with anyio.fail_after(timeout):
-            async with Client(build_server()) as client:
+            async with Client(build_server(), mode="legacy") as client:  # the initialize handshake, as agents do
                 return await body(client)
 
     return anyio.run(main)
