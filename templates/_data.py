@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from _events import emit, fail
+from _shared.data_files import DataFilesError, csv_delimiter, data_files
 from _shared.roles import ROLE_ALIASES
 
-DATA_SUFFIXES = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
 def load_rows(ref: str, split: str, subset: str | None):
@@ -18,13 +18,12 @@ def load_rows(ref: str, split: str, subset: str | None):
 
     p = Path(ref)
     if p.exists():
-        files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.suffix.lower() in DATA_SUFFIXES)
-        if not files:
-            fail(f"no .jsonl/.json/.csv/.parquet files in {ref}")
-        kinds = {DATA_SUFFIXES.get(f.suffix.lower()) for f in files}
-        if None in kinds or len(kinds) != 1:
-            fail(f"{ref}: mixed or unsupported file types {sorted(f.suffix for f in files)}")
-        return load_dataset(kinds.pop(), data_files=[str(f) for f in files], split="train")
+        try:
+            files, kind, _notes = data_files(p)
+        except DataFilesError as exc:
+            fail(str(exc))
+        extra = {"delimiter": csv_delimiter(files)} if kind == "csv" else {}
+        return load_dataset(kind, data_files=[str(f) for f in files], split="train", **extra)
     return load_dataset(ref, subset, split=split)
 
 

@@ -115,6 +115,7 @@ class HubEmulator:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.job_logs: dict[str, list[tuple[float, str]]] = {}
         self.buckets: dict[str, dict[str, dict[str, Any]]] = {}
+        self.bucket_private: dict[str, bool] = {}  # as requested at creation (no visibility: public, as on the Hub)
         self.repos: dict[str, dict[str, dict[str, Any]]] = {}  # "model:ns/name" -> path -> {content | oid}
         self.commits: list[dict[str, Any]] = []
         self.requests: list[Recorded] = []
@@ -158,6 +159,12 @@ class HubEmulator:
         with self.lock:
             self.users[token] = user
         return user
+
+    def add_bucket(self, bucket_id: str, *, private: bool) -> None:
+        """A bucket as the Hub stores it (tests: one the user made earlier, public or not)."""
+        with self.lock:
+            self.buckets.setdefault(bucket_id, {})
+            self.bucket_private[bucket_id] = private
 
     def set_stage(self, job_id: str, stage: str, message: str | None = None) -> None:
         with self.lock:
@@ -288,6 +295,60 @@ class HubEmulator:
         return out
 
 
+JOB_SPEC_KEYS = {"command", "arguments", "environment", "flavor", "dockerImage", "spaceId", "secrets", "timeoutSeconds",
+                 "attempts", "labels", "volumes", "expose", "ssh", "network", "resourceGroupId"}
+VOLUME_KEYS = {"type", "source", "mountPath", "readOnly", "path", "revision"}
+
+
+def _str_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+
+def job_spec_problem(spec: Any, ns: str, emu: "HubEmulator") -> str | None:
+    """Why the Jobs API would refuse this job spec (None: it is accepted), field by field as the service checks."""
+    if not isinstance(spec, dict):
+        return "the job spec must be a JSON object"
+    if unknown := set(spec) - JOB_SPEC_KEYS:
+        return f"unknown fields {sorted(unknown)}"
+    command = spec.get("command")
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
+        return "command must be a non-empty list of strings"
+    if not isinstance(spec.get("arguments", []), list) or not all(isinstance(a, str) for a in spec.get("arguments", [])):
+        return "arguments must be a list of strings"
+    if not _str_map(spec.get("environment", {})):
+        return "environment must map names to strings"
+    if "secrets" in spec and not _str_map(spec["secrets"]):
+        return "secrets must map names to strings"
+    if spec.get("flavor") not in HARDWARE:
+        return f"Invalid flavor {spec.get('flavor')!r}"
+    if not isinstance(spec.get("dockerImage"), str) and not isinstance(spec.get("spaceId"), str):
+        return "one of dockerImage or spaceId is required"
+    timeout = spec.get("timeoutSeconds")
+    if timeout is not None and (type(timeout) is not int or timeout <= 0):
+        return f"timeoutSeconds must be a positive integer, not {timeout!r}"
+    labels = spec.get("labels") or {}
+    if not isinstance(labels, dict):
+        return "labels must be an object"
+    for key, value in labels.items():
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", key) or not re.fullmatch(r"[A-Za-z0-9_-]{0,100}", str(value)):
+            return f"Invalid label {key}={value}"
+    volumes = spec.get("volumes") or []
+    if not isinstance(volumes, list):
+        return "volumes must be a list"
+    for vol in volumes:
+        if not isinstance(vol, dict) or set(vol) - VOLUME_KEYS or not {"type", "source", "mountPath"} <= set(vol):
+            return f"a volume needs type, source and mountPath (and nothing unknown): {vol}"
+        if not str(vol["mountPath"]).startswith("/"):
+            return f"mountPath must be absolute: {vol['mountPath']}"
+        if vol["type"] == "bucket":
+            owner = str(vol["source"]).split("/", 1)[0]
+            if vol["source"] not in emu.buckets or owner != ns:
+                return f"bucket {vol['source']} does not exist in {ns}"
+        elif vol["type"] not in ("model", "dataset", "space"):
+            return f"unknown volume type {vol['type']!r}"
+    return None
+
+
 Route = tuple[str, re.Pattern[str], Callable[..., None]]
 
 
@@ -384,6 +445,14 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return user
 
+    def _writer(self, ns: str) -> User | None:
+        """The user, when the token may write in NS (a read-only token can list and read, nothing more)."""
+        user = self._user(ns)
+        if user is not None and user.role == "read":
+            self._error(403, "This token is read-only: it cannot create jobs, buckets or files")
+            return None
+        return user
+
     def _job(self, ns: str, job_id: str) -> dict[str, Any] | None:
         job = self.emulator.jobs.get(job_id)
         if job is None or job["owner"]["name"] != ns:
@@ -410,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(out)
 
     def create_job(self, ns: str) -> None:
-        user = self._user(ns)
+        user = self._writer(ns)
         if not user:
             return
         if user.is_pro is False and user.can_pay is False:
@@ -419,11 +488,9 @@ class _Handler(BaseHTTPRequestHandler):
             spec = json.loads(self.body_bytes)
         except ValueError:
             return self._error(400, "body is not JSON")
-        if spec.get("flavor") not in HARDWARE:
-            return self._error(400, f"Invalid flavor {spec.get('flavor')!r}")
-        for key, value in (spec.get("labels") or {}).items():
-            if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", key) or not re.fullmatch(r"[A-Za-z0-9_-]{0,100}", str(value)):
-                return self._error(400, f"Invalid label {key}={value}")
+        problem = job_spec_problem(spec, ns, self.emulator)
+        if problem:
+            return self._error(400, problem)
         job = self.emulator.new_job(user, ns, spec)
         self._json(self.emulator.public(job))
 
@@ -475,6 +542,9 @@ class _Handler(BaseHTTPRequestHandler):
             lines = lines[-int(tail):] if int(tail) > 0 else []
         events = [(time.time(), "===== Job started at " + iso(time.time()) + " =====")] if lines else []
         events += lines
+        job = emu.jobs[job_id]
+        if job["status"]["stage"] in TERMINAL and tail is None:  # the Hub closes a finished job's log with this line
+            events.append((time.time(), f"===== Job finished: status={job['status']['stage']} ====="))
         self.rec.status = 200
         try:
             self.send_response(200)
@@ -492,13 +562,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     # buckets (the upload of local files for a job)
     def create_bucket(self, ns: str, name: str) -> None:
-        if not self._user(ns):
+        if not self._writer(ns):
             return
+        try:
+            spec = json.loads(self.body_bytes or b"{}")
+        except ValueError:
+            return self._error(400, "body is not JSON")
+        visibility = spec.get("visibility", "public")
+        if visibility not in ("public", "private") or set(spec) - {"visibility", "resourceGroupId", "region"}:
+            return self._error(400, f"Invalid bucket settings {spec}")
         bucket_id = f"{ns}/{name}"
         url = f"{self.emulator.url}/buckets/{bucket_id}"
         with self.emulator.lock:
             exists = bucket_id in self.emulator.buckets
-            self.emulator.buckets.setdefault(bucket_id, {})
+            if not exists:
+                self.emulator.add_bucket(bucket_id, private=visibility == "private")
         if exists:
             return self._json({"error": "already exists", "url": url}, 409)
         self._json({"url": url, "name": bucket_id, "id": bucket_id})
@@ -509,20 +587,24 @@ class _Handler(BaseHTTPRequestHandler):
         bucket_id = f"{ns}/{name}"
         if bucket_id not in self.emulator.buckets:
             return self._error(404, "Bucket not found", {"X-Error-Code": "RepoNotFound"})
-        self._json({"id": bucket_id, "private": True, "createdAt": iso(time.time()), "size": 0, "totalFiles": 0})
+        files = self.emulator.buckets[bucket_id]
+        self._json({"id": bucket_id, "private": self.emulator.bucket_private[bucket_id], "createdAt": iso(time.time()),
+                    "size": 0, "totalFiles": len(files)})
 
     def xet_write_token(self, ns: str, name: str) -> None:
-        if not self._user(ns):
+        if not self._writer(ns):
             return
         self._json({"accessToken": "xet-emulator", "exp": int(time.time()) + 3600, "casUrl": f"local://{self.emulator.cas_dir}"})
 
     def bucket_batch(self, ns: str, name: str) -> None:
-        if not self._user(ns):
+        if not self._writer(ns):
             return
         bucket_id = f"{ns}/{name}"
         failed = []
         with self.emulator.lock:
-            files = self.emulator.buckets.setdefault(bucket_id, {})
+            if bucket_id not in self.emulator.buckets:
+                return self._error(404, "Bucket not found", {"X-Error-Code": "RepoNotFound"})
+            files = self.emulator.buckets[bucket_id]
             for line in self.body_bytes.splitlines():
                 if not line.strip():
                     continue

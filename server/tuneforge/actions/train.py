@@ -88,5 +88,6 @@ def start_training(
         estimated_hours=plan.hours if plan is not None else None,
         estimated_cost_usd=plan.cost_usd if plan is not None else None,
         warnings=warnings,
+        uploads=job.uploads,
         next=f"tuneforge jobs status {job.job_id}  (or: tuneforge jobs wait {job.job_id})",
     )

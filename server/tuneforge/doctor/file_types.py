@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..errors import TuneforgeError
 
-TEXT_EXTENSIONS = {".jsonl": "json", ".ndjson": "json", ".json": "json", ".csv": "csv", ".tsv": "csv"}
-EXTENSIONS = {**TEXT_EXTENSIONS, ".parquet": "parquet"}  # extension -> kind (json, csv, parquet)
+from ..templates._shared.data_files import EXTENSIONS, TEXT_EXTENSIONS  # noqa: F401  (re-exported)
+
 COMPRESSED = (".gz", ".zst", ".bz2", ".xz", ".zip")
 
 

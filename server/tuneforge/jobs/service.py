@@ -19,10 +19,11 @@ from ..config.export import ExportConfig
 from ..errors import TuneforgeError
 from ..flavors import check_launch
 from ..planner.hardware import hardware_table
-from ..records import Job, JobSpec, JobStore, new_job_id
+from ..records import Job, JobSpec, JobStore, UploadedFile, new_job_id
 from ..reports.plan import Plan
 from ..types import TERMINAL, BackendName, Method
 from .hub_access import needs_hub_token
+from .inputs import run_inputs
 from .workspace import job_folder, stage_template
 
 LOG_TAIL_DEFAULT = 20
@@ -82,6 +83,7 @@ class SubmitResult(BaseModel):
     estimated_hours: float | None = None
     estimated_cost_usd: float | None = None
     warnings: list[str] = Field(default_factory=list)
+    uploads: list[UploadedFile] = Field(default_factory=list, description="What a cloud backend uploaded for the run, with bytes.")
     next: str = ""
 
 
@@ -179,6 +181,7 @@ class JobService:
             gpus=gpus,
             distributed=distributed,
             hub_token=backend != BackendName.LOCAL or needs_hub_token(config),
+            inputs=run_inputs(config) if backend != BackendName.LOCAL else [],
             labels={"tuneforge-job": job_id, "tuneforge-method": config.method, **(labels or {})},
         )
         return self.submit(

@@ -3,7 +3,7 @@
 Every layer may read and write records through `JobStore`; the detached local supervisor does too.
 """
 
-from .job import Job, JobSpec
+from .job import Job, JobSpec, RunInput, UploadedFile
 from .store import JobStore, new_job_id
 
-__all__ = ["Job", "JobSpec", "JobStore", "new_job_id"]
+__all__ = ["Job", "JobSpec", "JobStore", "RunInput", "UploadedFile", "new_job_id"]

@@ -7,7 +7,7 @@ is what a backend runs: a static script, its arguments and the files they name.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,19 @@ from ..config.export import ExportConfig
 from ..config.schema import RunConfig
 from ..reports.plan import Plan
 from ..types import TERMINAL, Method, Stage
+
+
+class RunInput(BaseModel):
+    """A local input of a run (model folder, dataset file or folder) and exactly the files the run reads from it."""
+
+    field: Literal["model", "dataset", "eval_dataset"]
+    root: Path
+    files: list[Path]
+
+
+class UploadedFile(BaseModel):
+    path: str = Field(description="Where the job sees it, relative to its /data folder.")
+    bytes: int
 
 
 class JobSpec(BaseModel):
@@ -32,6 +45,7 @@ class JobSpec(BaseModel):
     hub_token: bool = Field(default=False, description="The run may read the user's Hugging Face token (it pushes, or "
                             "reads a Hub model or dataset that is not public). Local runs get no token otherwise.")
     labels: dict[str, str] = Field(default_factory=dict)
+    inputs: list[RunInput] = Field(default_factory=list, description="Local inputs and the files the run reads (uploaded by cloud backends).")
 
 
 class Job(BaseModel):
@@ -61,6 +75,7 @@ class Job(BaseModel):
     pgid: int | None = None  # local backend: the training process group
     progress: dict[str, Any] | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
+    uploads: list[UploadedFile] = Field(default_factory=list, description="What a cloud backend uploaded for the run.")
     error: str | None = None
 
     @property
@@ -81,4 +96,4 @@ class Job(BaseModel):
         return None
 
 
-__all__ = ["Job", "JobSpec"]
+__all__ = ["Job", "JobSpec", "RunInput", "UploadedFile"]

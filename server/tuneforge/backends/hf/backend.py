@@ -43,6 +43,7 @@ LOG_SCAN_LINES = 200  # how far back refresh looks for the last progress event
 STATE_FILE = "hf_state.json"
 ADOPT_GRACE_SECONDS = 600  # a record with no HF job id after this long: the submission never finished
 REUSE_LOG_SECONDS = 5.0  # `status` refreshes then reads the tail: one log read serves both
+HUB_FRAME = "===== Job finished"  # the Hub's last log line (huggingface_hub drops the "===== Job started" one)
 
 STAGES = {
     "SCHEDULING": "SCHEDULING",
@@ -90,6 +91,7 @@ class HfJobsBackend:
         bucket = f"{ns}/{constants.HF_JOBS_ARTIFACTS_BUCKET_NAME}"
         folder = job.job_id  # fixed per tuneforge job: a retried upload overwrites, never duplicates
         hub.call(lambda: hub.api.create_bucket(bucket, private=True, exist_ok=True, token=hub.token), "create the private jobs-artifacts bucket", retries=RETRIES)
+        check_private(hub, bucket)
         adds = [(path, f"{folder}/{remote}") for remote, path in sorted(payload.files.items())]
         hub.call(lambda: hub.api.batch_bucket_files(bucket, add=adds, token=hub.token), f"upload the template, config and inputs ({payload.total_bytes / 1e6:.1f} MB)", retries=RETRIES)
 
@@ -120,6 +122,7 @@ class HfJobsBackend:
                 "hub_url": f"{hub.endpoint}/{job.push_target}",
                 "artifacts": f"{hub.endpoint}/buckets/{bucket}/tree/{folder}",
             },
+            uploads=payload.uploads(),
         )
         return changes
 
@@ -260,7 +263,8 @@ class HfJobsBackend:
             retries=RETRIES,
         )
         self._write_state(job, logs_at=time.time())
-        lines = [scrub(line, hub.token) for line in lines]
+        # the script's own output: the Hub closes a finished job's log with its own framing line
+        lines = [scrub(line, hub.token) for line in lines if not line.startswith(HUB_FRAME)]
         self.recent_logs[job.job_id] = (time.monotonic(), tail, lines)
         return lines
 
@@ -313,3 +317,16 @@ class HfJobsBackend:
             return {"stage": "ERROR", "message": "the submission to Hugging Face never completed (no job carries this id)", "finished_at": time.time()}
         return {}
 
+
+def check_private(hub: HubConnection, bucket: str) -> None:
+    """Refuse to upload anything to a bucket that is public, or whose visibility cannot be read."""
+    fix = (f"Make it private on the Hub (bucket settings at {hub.endpoint}/buckets/{bucket}), or delete it so tuneforge "
+           "can create a private one; nothing was uploaded and no job was created.")
+    try:
+        info = hub.call(lambda: hub.api.bucket_info(bucket, token=hub.token), f"check that the bucket {bucket} is private", retries=RETRIES)
+    except HubError as err:
+        raise TuneforgeError(f"Cannot tell whether the bucket {bucket} is private ({err.message}), so nothing is uploaded to it.",
+                             fix, code="hf.bucket_visibility_unknown") from None
+    if getattr(info, "private", None) is not True:
+        raise TuneforgeError(f"The bucket {bucket} is public: uploading your data, model and config there would publish them.",
+                             fix, code="hf.bucket_public")

@@ -2,8 +2,8 @@
 
 Everything travels in one bucket folder mounted at /data in the job container (the same layout
 `run_uv_job` uses for local scripts), so the job runs `uv run /data/<template> --config /data/config.json`.
-Local inputs (a model folder, dataset files) are shipped next to the config and the cloud config
-points at their /data paths; Hub ids stay as they are. The config never holds a secret: the token
+Local inputs are shipped next to the config, exactly the files the run reads (the job spec's inputs,
+from jobs/inputs.py), and the cloud config points at their /data paths; Hub ids stay as they are. The config never holds a secret: the token
 reaches the job only as the HF_TOKEN secret.
 """
 
@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import ConfigError
-from ...records import Job, JobSpec
+from ...records import Job, JobSpec, RunInput, UploadedFile
 
 MOUNT = "/data"
 CLOUD_DIR = "cloud"  # in the job folder: the config exactly as uploaded
+#: where each local input lands under /data
+DESTINATIONS = {"model": "model", "dataset": "dataset", "eval_dataset": "eval"}
 
 
 @dataclass
@@ -29,52 +31,41 @@ class Payload:
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.files.values())
 
-
-def _is_local(ref: str) -> bool:
-    return ref.startswith("/")  # RunConfig resolves every local path to an absolute one
-
-
-def _ship(payload: Payload, ref: str, dest: str, what: str) -> str:
-    """Add a local file or folder to the payload; return the path the job sees. Hub ids pass through."""
-    if not _is_local(ref):
-        return ref
-    path = Path(ref)
-    if path.is_file():
-        payload.files[f"{dest}/{path.name}"] = path
-        return f"{MOUNT}/{dest}/{path.name}"
-    if path.is_dir():
-        found = [
-            f for f in sorted(path.rglob("*"))
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-        ]
-        if not found:
-            raise ConfigError(f"The {what} folder {ref} holds no files to upload.", f"Point {what} at a folder with files, or at a Hub id.",
-                              code="hf.upload_empty_folder")
-        for f in found:
-            payload.files[f"{dest}/{f.relative_to(path).as_posix()}"] = f
-        return f"{MOUNT}/{dest}"
-    raise ConfigError(f"The {what} path {ref} no longer exists.", f"Check the path, or use a Hub id for the {what}.", code="hf.upload_missing")
+    def uploads(self) -> list[UploadedFile]:
+        return [UploadedFile(path=remote, bytes=path.stat().st_size) for remote, path in sorted(self.files.items())]
 
 
-def cloud_config(job: Job, payload: Payload) -> str:
+def ship(payload: Payload, run_input: RunInput, dest: str) -> str:
+    """Add exactly the files the run reads from one local input; return the path the job sees."""
+    root = run_input.root
+    if root.is_file():
+        payload.files[f"{dest}/{root.name}"] = root
+        return f"{MOUNT}/{dest}/{root.name}"
+    for f in run_input.files:
+        payload.files[f"{dest}/{f.relative_to(root).as_posix()}"] = f
+    return f"{MOUNT}/{dest}"
+
+
+def cloud_config(job: Job, spec: JobSpec, payload: Payload) -> str:
     """The job's config as the cloud job reads it (local inputs pointed at their /data copies), as JSON."""
+    seen = {i.field: ship(payload, i, DESTINATIONS[i.field]) for i in spec.inputs}
     if job.config is not None:
         cfg = job.config
         dataset = cfg.dataset.model_copy(update={
-            "path": _ship(payload, cfg.dataset.path, "dataset", "dataset"),
-            "eval_path": cfg.dataset.eval_path and _ship(payload, cfg.dataset.eval_path, "eval", "eval dataset"),
+            "path": seen.get("dataset", cfg.dataset.path),
+            "eval_path": seen.get("eval_dataset", cfg.dataset.eval_path),
         })
         # model_copy does not validate: the /data paths exist only in the job's container
-        return cfg.model_copy(update={"model": _ship(payload, cfg.model, "model", "model"), "dataset": dataset}).model_dump_json(indent=2)
+        return cfg.model_copy(update={"model": seen.get("model", cfg.model), "dataset": dataset}).model_dump_json(indent=2)
     if job.export is not None:
-        return job.export.model_copy(update={"model": _ship(payload, job.export.model, "model", "model")}).model_dump_json(indent=2)
+        return job.export.model_copy(update={"model": seen.get("model", job.export.model)}).model_dump_json(indent=2)
     raise ConfigError(f"Job {job.job_id} has no config to run.", "Submit it through `tuneforge train` or `tuneforge gguf`.", code="hf.no_config")
 
 
 def build_payload(job: Job, spec: JobSpec) -> Payload:
     """Write the cloud config into the job folder and list every file the job needs."""
     payload = Payload()
-    text = cloud_config(job, payload)
+    text = cloud_config(job, spec, payload)
 
     cloud_dir = Path(job.job_dir) / CLOUD_DIR
     cloud_dir.mkdir(parents=True, exist_ok=True)
@@ -101,7 +92,7 @@ def build_payload(job: Job, spec: JobSpec) -> Payload:
             payload.argv.append(f"{MOUNT}/{name}")
         else:
             payload.argv.append(arg)
-    # Other shipped files (a template's helpers, e.g. _common.py and _shared/) keep their place relative to
+    # Other shipped files (a template's helpers, _*.py and _shared/) keep their place relative to
     # the job folder, so they land in /data next to the script, which imports them.
     job_dir = Path(job.job_dir).resolve()
     config_args = {arg for i, arg in enumerate(args) if i > 0 and args[i - 1] == "--config"}

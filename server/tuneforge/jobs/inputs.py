@@ -1,0 +1,65 @@
+"""What a run reads from this machine: for each local input in its config, exactly the files it opens.
+
+A cloud backend uploads these and nothing else: the data files the dataset reader reads (the rule in
+templates/_shared/data_files.py: no hidden files, the train split when the names say so) and a model
+folder's config, tokenizer and weight files. Never Python files (a model's own code), `.git`, `.env`
+or anything else that happens to sit in the folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import RunConfig
+from ..errors import ConfigError
+from ..records import RunInput
+from ..templates._shared.data_files import DataFilesError, data_files
+
+#: model-folder files a training run or an export loads, by name
+MODEL_FILE_NAMES = frozenset({
+    "config.json", "generation_config.json", "adapter_config.json",
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
+    "chat_template.jinja", "chat_template.json", "preprocessor_config.json", "processor_config.json",
+    "video_preprocessor_config.json",
+})
+#: weight files, by ending (sharded or not; their index files too)
+WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin.index.json")
+
+
+def is_model_file(path: Path) -> bool:
+    name = path.name
+    if name.startswith("."):
+        return False
+    if name in MODEL_FILE_NAMES or name.endswith(WEIGHT_SUFFIXES):
+        return True
+    return name.endswith(".bin") and name.startswith(("pytorch_model", "adapter_model"))
+
+
+def model_files(root: Path) -> list[Path]:
+    files = sorted(p for p in root.iterdir() if p.is_file() and is_model_file(p))
+    if not any(p.name in ("config.json", "adapter_config.json") for p in files):
+        raise ConfigError(f"The model folder {root} has no config.json (nor adapter_config.json).",
+                          "Point model at a folder written by save_pretrained, or at a Hub id.", code="config.model_folder_invalid")
+    return files
+
+
+def dataset_files(root: Path, what: str) -> list[Path]:
+    try:
+        files, _kind, _notes = data_files(root)
+    except DataFilesError as exc:
+        raise ConfigError(f"The {what} {root}: {exc}.", "Run `tuneforge validate` on it and follow its fix.",
+                          code="dataset.no_data_files") from None
+    return files
+
+
+def run_inputs(config: RunConfig) -> list[RunInput]:
+    """Every local input of the run with the files it reads (Hub ids are read by the job itself)."""
+    inputs: list[RunInput] = []
+    model = Path(config.model)
+    if model.is_absolute():
+        inputs.append(RunInput(field="model", root=model, files=[model] if model.is_file() else model_files(model)))
+    for field, ref, what in (("dataset", config.dataset.path, "dataset"), ("eval_dataset", config.dataset.eval_path, "eval dataset")):
+        if ref and Path(ref).is_absolute():
+            inputs.append(RunInput(field=field, root=Path(ref), files=dataset_files(Path(ref), what)))
+    return inputs
