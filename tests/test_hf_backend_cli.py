@@ -90,7 +90,7 @@ def test_the_hf_cycle_through_the_cli_keeps_the_token_out_of_every_output_record
 
     # refusals a user can cause
     refused = cli(*train_args(train_file, "--json"), code=2)
-    assert "--push-to" in refused["fix"]
+    assert "--push-to" in refused["fix"] and refused["code"] == "config.push_target_required"
 
     # --- the scan ------------------------------------------------------------------------------
     token = hub.token
