@@ -21,8 +21,8 @@ from mcp_client import REPO, in_memory, server_env, text_of, with_session
 
 from tuneforge.config import RunConfig
 from tuneforge.jobs.service import JobService, JobStatus
-from tuneforge.records import Job, JobStore
 from tuneforge.mcp.results import JobList, JobLogs, JobWait
+from tuneforge.records import Job, JobStore
 from tuneforge.reports.setup import SetupReport
 
 DEMO = REPO / "server" / "tuneforge" / "data" / "demo" / "train.jsonl"

@@ -125,8 +125,8 @@ def install_toolchain(args: argparse.Namespace) -> int:
 
 def run_cloud(args: argparse.Namespace) -> int:
     """--backend hf: submit the export as a Hugging Face job and answer at once, like `train`."""
-    from ..config import parse_duration
     from ..actions.export import submit_export
+    from ..config import parse_duration
 
     result = submit_export(args.model, job_id=args.job_id, base=args.base, quants=args.quant, push_to=args.push_to,
                            flavor=args.flavor, timeout_seconds=parse_duration(args.timeout) if args.timeout else None,

@@ -63,8 +63,8 @@ def build_server() -> MCPServer:
         version=__version__,
         log_level="WARNING",
     )
-    for fn, title, annotations in TOOLS:
-        server.add_tool(fn, name=fn.__name__, title=title, description=describe(fn), annotations=annotations)
+    for fn, title, hints in TOOLS:
+        server.add_tool(fn, name=fn.__name__, title=title, description=describe(fn), annotations=hints)
     return server
 
 
