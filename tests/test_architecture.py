@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "tuneforge.paths": 0,
     "tuneforge.flavors": 0,
     "tuneforge.secrets": 0,
+    "tuneforge.log_lines": 0,
     "tuneforge.records": 0,
     "tuneforge.reports": 0,
     "tuneforge.config": 0,

@@ -362,7 +362,7 @@ def test_progress_comes_from_the_template_events_in_the_log_stream_and_cost_from
     hub.append_log(job.backend_job_id, event("status", message="loading model"), "Downloading shards: 100%")
     hub.append_log(job.backend_job_id, *[event("progress", step=s, total_steps=10, loss=2.0 - s / 10) for s in (1, 2, 3)])
     hub.append_log(job.backend_job_id, "{'loss': 1.7}", event("status", message="training"))
-    status = service.status(job.job_id, log_tail=3)
+    status = service.status(job.job_id, log_tail=3, raw=True)
 
     assert status.stage == "RUNNING" and status.message == "training"
     assert status.progress["step"] == 3 and status.progress["total_steps"] == 10 and status.progress["loss"] == pytest.approx(1.7)
@@ -453,7 +453,7 @@ def test_a_quiet_log_stream_held_open_does_not_stall_status(hub, train_file):
     hub.append_log(job.backend_job_id, event("progress", step=1, total_steps=4))
     hub.hold_logs_open = 30.0  # the real Hub keeps the stream open while the job runs
     t0 = time.monotonic()
-    status = JobService().status(job.job_id)
+    status = JobService().status(job.job_id, raw=True)
     assert status.progress["step"] == 1 and status.log_tail == [event("progress", step=1, total_steps=4)]
     assert len(hub.calls("GET", "/logs$")) == 1  # refresh and the log tail share one read
     assert time.monotonic() - t0 < 15  # the client's 5 s read timeout ends the read

@@ -80,7 +80,8 @@ def test_a_job_goes_from_scheduling_to_running_to_completed_with_exact_progress(
     assert status.progress == {"step": 4, "total_steps": 4, "loss": 0.5, "learning_rate": 1e-4,
                                "tokens_per_second": 400.0, "eta_seconds": 0.0}
     assert status.finished_at and status.started_at and status.finished_at >= status.started_at
-    assert any("fake tqdm noise" in line for line in status.log_tail)
+    assert not any("fake tqdm noise" in line for line in status.log_tail)  # terminal noise stays out of a tail
+    assert any("fake tqdm noise" in line for line in service.status(job.job_id, raw=True).log_tail)
 
 
 def test_result_json_of_the_job_becomes_its_outputs(fake_script: Path, tmp_path: Path):
@@ -323,3 +324,30 @@ def test_a_training_submit_decides_the_token_from_what_the_run_reads(tmp_path: P
     assert needs_hub_token(local.model_copy(update={"push_to_hub": "me/model"})) is True
     # offline (as in every test), a Hub model comes from the local cache: no token needed
     assert needs_hub_token(RunConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct", dataset={"path": str(data)})) is False
+
+
+def test_any_unique_prefix_of_an_id_works_and_an_ambiguous_one_says_so(fake_script: Path):
+    from tuneforge.errors import TuneforgeError
+
+    service = JobService()
+    first = service.submit(spec(fake_script, FAKE_STEPS="1", FAKE_DELAY="0"))
+    second = service.submit(spec(fake_script, FAKE_STEPS="1", FAKE_DELAY="0"))
+    done = service.wait(first.job_id[:-2], timeout=60, poll_seconds=0.1)  # all but the last two characters
+    assert done.job_id == first.job_id and done.stage == "COMPLETED"
+    assert service.status(second.job_id[:-1]).job_id == second.job_id
+    common = next(i for i, (a, b) in enumerate(zip(first.job_id, second.job_id)) if a != b)
+    with pytest.raises(TuneforgeError) as err:
+        service.status(first.job_id[:common])
+    assert err.value.code == "job.ambiguous_id"
+    service.wait(second.job_id, timeout=60, poll_seconds=0.1)
+
+
+def test_a_failed_job_says_its_cause_in_one_line_and_the_raw_log_keeps_everything(fake_script: Path):
+    service = JobService()
+    job = service.submit(spec(fake_script, FAKE_CRASH="1", FAKE_STEPS="1"))
+    done = service.wait(job.job_id, timeout=60, poll_seconds=0.1)
+    assert done.message.startswith("RuntimeError: CUDA out of memory (fake crash for the test)")
+    assert "\n" not in done.message and "exited with code 1" in done.message
+    clean = service.status(job.job_id).log_tail
+    assert not any(line.startswith(("##tuneforge-event", "Traceback", "  File")) for line in clean)
+    assert any(line.startswith("Traceback") for line in service.logs(job.job_id, tail=None))

@@ -18,6 +18,7 @@ from ..config import RunConfig
 from ..config.export import ExportConfig
 from ..errors import TuneforgeError
 from ..flavors import check_launch
+from ..log_lines import clean_lines
 from ..planner.hardware import hardware_table
 from ..records import Job, JobSpec, JobStore, UploadedFile, new_job_id
 from ..reports.plan import Plan
@@ -28,6 +29,8 @@ from .workspace import job_folder, stage_template
 
 LOG_TAIL_DEFAULT = 20
 LOG_TAIL_MAX = 500
+#: a clean tail of N lines reads this many times N raw lines (event lines and noise are left out)
+CLEAN_READ_FACTOR = 8
 
 
 class JobStatus(BaseModel):
@@ -203,19 +206,27 @@ class JobService:
             return job
         changes = self.backend(job.backend).refresh(job)
         if changes:
-            return self.store.update(job_id, only_if_active=True, **changes) or self.store.get(job_id)
+            return self.store.update(job.job_id, only_if_active=True, **changes) or self.store.get(job.job_id)
         return job
 
-    def status(self, job_id: str, *, log_tail: int = LOG_TAIL_DEFAULT) -> JobStatus:
+    def status(self, job_id: str, *, log_tail: int = LOG_TAIL_DEFAULT, raw: bool = False) -> JobStatus:
         job = self.refresh(job_id)
-        tail = self.logs(job_id, tail=log_tail, job=job) if log_tail else []
+        tail = self.logs(job.job_id, tail=log_tail, job=job, raw=raw) if log_tail else []
         return to_status(job, tail)
 
-    def logs(self, job_id: str, *, tail: int | None = LOG_TAIL_DEFAULT, job: Job | None = None) -> list[str]:
+    def logs(self, job_id: str, *, tail: int | None = LOG_TAIL_DEFAULT, job: Job | None = None, raw: bool = True) -> list[str]:
+        """The job's log lines (the last `tail` of them); raw=False leaves out event lines and terminal
+        noise (ANSI codes, progress bars, traceback frames), counting `tail` after the cleaning."""
         job = job or self.store.get(job_id)
         if tail is not None:
             tail = max(0, min(int(tail), LOG_TAIL_MAX))
-        return self.backend(job.backend).logs(job, tail)
+        backend = self.backend(job.backend)
+        if raw:
+            return backend.logs(job, tail)
+        if tail == 0:
+            return []
+        lines = clean_lines(backend.logs(job, None if tail is None else tail * CLEAN_READ_FACTOR))
+        return lines if tail is None else lines[-tail:]
 
     def list(self, *, limit: int = 20, stage: str | None = None, refresh: bool = True) -> list[JobSummary]:
         jobs = self.store.list(limit=limit, stage=stage)
@@ -228,6 +239,7 @@ class JobService:
         job = self.store.get(job_id)
         if job.terminal:
             return job
+        job_id = job.job_id
         canceled = self.store.update(job_id, only_if_active=True, stage="CANCELED", message="canceled by request", finished_at=time.time())
         if canceled is None:  # it ended meanwhile
             return self.store.get(job_id)

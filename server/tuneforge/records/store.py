@@ -16,9 +16,11 @@ from typing import Any, Iterator
 
 from .. import paths
 from ..config.schema import STORED
-from ..errors import JobNotFound
+from ..errors import JobNotFound, TuneforgeError
 from .job import Job
 
+#: the shortest id prefix looked up (shorter ones would match nearly everything)
+MIN_PREFIX = 4
 _COLUMNS = ("job_id", "backend", "stage", "created_at", "data")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -94,6 +96,14 @@ class JobStore:
     def get(self, job_id: str) -> Job:
         with self._connect() as con:
             row = con.execute("SELECT data FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:  # a unique prefix of an id, as `jobs list` shows them, works too
+                rows = con.execute("SELECT job_id, data FROM jobs WHERE substr(job_id, 1, ?) = ? ORDER BY job_id LIMIT 6",
+                                   (len(job_id), job_id)).fetchall() if len(job_id) >= MIN_PREFIX else []
+                if len(rows) > 1:
+                    raise TuneforgeError(
+                        f"{job_id!r} is the start of several job ids: {', '.join(r[0] for r in rows[:5])}{' ...' if len(rows) > 5 else ''}.",
+                        "Give more of the id (`tuneforge jobs list` shows them whole).", code="job.ambiguous_id")
+                row = rows[0][1:] if rows else None
         if row is None:
             raise JobNotFound(job_id)
         return Job.model_validate_json(row[0], context=STORED)

@@ -26,6 +26,7 @@ from typing import Any
 from ...config import format_duration
 from ...errors import ConfigError, TuneforgeError
 from ...flavors import flavor_names, gpus_of
+from ...log_lines import failure_cause, failure_message
 from ...progress import last_events
 from ...records import Job, JobSpec
 from ...types import TERMINAL
@@ -239,8 +240,8 @@ class HfJobsBackend:
             changes["progress"] = progress
         if message and stage == "RUNNING":
             changes["message"] = message
-        if message and stage == "ERROR" and message.startswith("error:"):
-            changes["message"] = f"the training script failed: {message[len('error:'):].strip()}"
+        if stage == "ERROR" and failure_cause(lines):
+            changes["message"] = failure_message(lines, "the job failed on Hugging Face", job.job_id)
         if result is not None:
             changes["outputs"] = {**job.outputs, "result": result}
         return changes

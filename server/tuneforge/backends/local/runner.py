@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ... import paths
 from ...config import format_duration
+from ...log_lines import failure_message
 from ...progress import last_events
 from ...records import Job, JobSpec, JobStore
 from ...secrets import secret_values, without_token
@@ -146,7 +147,7 @@ class Supervisor:
             why = f"the training process exited with code {rc}"
         self.update(
             stage="ERROR",
-            message=why,
+            message=failure_message(tail_lines(self.job.log_path, 200), why, self.job.job_id),
             error="\n".join(tail_lines(self.job.log_path, 30)) or None,
             finished_at=now,
             outputs=outputs,
