@@ -156,3 +156,49 @@ def test_pii_patterns_leave_ordinary_numbers_alone() -> None:
     assert find_pii("version 1.2.3, 2024-01-15 12:30:45, x=1234567890") == (False, False, False)
     assert find_pii("reach me: ops@company.io, +1 (415) 555-2671") == (True, True, False)
     assert find_pii("5500 0000 0000 0004 is a test card")[2]
+
+
+def alpaca(i: int) -> dict:
+    return {"instruction": f"question number {i}", "input": "", "output": f"answer number {i}"}
+
+
+def test_row_problems_are_listed_with_their_lines_whether_or_not_a_method_is_given(tmp_path: Path) -> None:
+    rows = [alpaca(i) for i in range(20)]
+    rows[9]["output"] = None                                   # line 10
+    del rows[14]["instruction"]                                 # line 15
+    path = str(write_jsonl(tmp_path / "a.jsonl", rows))
+    for method in ("auto", "sft"):
+        report = validate(path, method=method, cache=False)
+        missing = {p.line: p for p in problems(report, "missing")}
+        assert set(missing) == {10, 15}, method
+        assert missing[10].lines == [10] and missing[10].count == 1 and "'output'" in missing[10].message
+        assert "null" in missing[10].message and "'instruction'" in missing[15].message
+        assert all(p.blocking and p.fix for p in missing.values())
+        # the verdict's reasons come from the same findings: the same words, with the lines
+        assert any(missing[10].message in r and "lines 10" in r for r in report.methods["sft"].reasons)
+        assert not problems(report, "empty")  # Alpaca's empty optional input is normal, not a problem
+
+
+def test_with_method_auto_each_column_problem_is_listed_once(tmp_path: Path) -> None:
+    rows = [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(12)]
+    rows[1] = {"prompt": "p1", "chosen": "good"}                # line 2: no rejected
+    rows[6]["chosen"] = 7                                       # line 7: a number where text belongs
+    path = str(write_jsonl(tmp_path / "p.jsonl", rows))
+    auto = validate(path, cache=False)   # dpo, kto and reward all read chosen/rejected
+    dpo = validate(path, method="dpo", cache=False)
+
+    def shape(report: DatasetReport) -> list:
+        return sorted((p.kind, p.line, tuple(p.lines), p.count, p.blocking) for p in report.problems
+                      if p.kind in ("missing", "type", "empty"))
+
+    assert shape(auto) == shape(dpo) == [("missing", 2, (2,), 1, True), ("type", 7, (7,), 1, True)]
+
+
+def test_an_empty_conversation_blocks_and_is_listed(tmp_path: Path) -> None:
+    rows = [chat(i) for i in range(6)]
+    rows[2]["messages"] = []                                    # line 3
+    report = validate(str(write_jsonl(tmp_path / "e.jsonl", rows)), cache=False)
+    [empty] = problems(report, "empty")
+    assert empty.line == 3 and empty.blocking and "empty conversation" in empty.message
+    assert report.methods["sft"].status == "incompatible"
+    assert any("empty conversation" in r and "lines 3" in r for r in report.methods["sft"].reasons)

@@ -12,7 +12,8 @@ Importing this package is light (no torch, transformers or datasets): the MCP se
 Modules, from the bottom up: where rows come from (sources.py; one reader per format: json_files.py,
 csv_files.py, parquet_files.py, hub_datasets.py; folders.py, file_types.py, text_files.py,
 row_records.py), what one row holds (row_shapes.py), bounded whole-file bookkeeping (tally.py,
-column_stats.py, duplicates.py, pii.py), which methods fit (method_fit.py, method_verdicts.py), the pass
+column_stats.py, duplicates.py, pii.py), which methods fit (method_fit.py, method_verdicts.py) and what is
+wrong with the rows they read (row_findings.py: the one rule for row problems), the pass
 and its report (row_scan.py, eval_check.py), tokens as training sees them (chat_tokenizer.py,
 sequences.py, token_counting.py, token_stats.py, token_measuring.py, worker_pool.py), and the entry
 point with its cache (validation.py, report_cache.py).

@@ -1,7 +1,7 @@
 """Each method's verdict on the data: ready, needs a column mapping, or incompatible, with the reasons.
 
 The verdict is made from the column summaries of every row (column_stats.py) and the best layout fit
-(method_fit.py), never from the first few rows.
+(method_fit.py), never from the first few rows; what is wrong with the rows is row_findings.py's rule.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 from ..reports.dataset import MethodVerdict
 from ..types import Method
-from .column_stats import ColumnStats, describe_kind
+from .column_stats import ColumnStats
 from .method_fit import LAYOUTS, Fit, best_fit
+from .row_findings import column_findings
 from .tally import Tally
 
 
@@ -64,25 +65,14 @@ def judge(method: Method, evidence: Evidence) -> tuple[MethodVerdict, Fit]:
     if layout.note:
         reasons.append(layout.note)
 
-    targets = {t.name: t for t in layout.targets}
+    for finding in column_findings(fit, cols):
+        if finding.blocking:
+            blockers.append(f"{finding.message} (lines {_lines(finding.lines, evidence.files)}).")
+    trained = {t.name for t in layout.targets if t.trained}
     for target_name, column in fit.sources.items():
-        target = targets[target_name]
-        stats = cols[column]
         where = f"{column!r}" + (f" (used as {target_name!r})" if column != target_name else "")
-        if stats.missing:
-            blockers.append(f"{stats.missing} row(s) have no {where} (lines {_lines(stats.missing_lines, evidence.files)}).")
-        if stats.nulls:
-            blockers.append(f"{stats.nulls} row(s) have null in {where} (lines {_lines(stats.kind_lines.get('null', []), evidence.files)}).")
-        off, off_lines, kinds = stats.off_kind(target.kinds)
-        if off and target_name != "label":
-            blockers.append(f"{off} row(s) hold {', '.join(describe_kind(k) for k in sorted(kinds))} in {where} "
-                            f"instead of {' or '.join(describe_kind(k) for k in sorted(target.kinds))} "
-                            f"(lines {_lines(off_lines, evidence.files)}).")
-        if stats.kinds.get("empty_list") and "messages" in target.kinds | {stats.kind}:
-            blockers.append(f"{stats.kinds['empty_list']} row(s) have an empty conversation in {where} "
-                            f"(lines {_lines(stats.kind_lines.get('empty_list', []), evidence.files)}).")
         for tally in evidence.column_tallies.get(column, []):
-            if tally.blocking and (target.trained or tally.kind != "no_assistant"):
+            if tally.blocking and (target_name in trained or tally.kind != "no_assistant"):
                 blockers.append(f"{tally.count} row(s) in {where}: {tally.message} (lines {_lines(tally.lines, evidence.files)}).")
 
     if method == Method.SFT and layout.name == "prompt_completion" and "label" in cols and cols["label"].labels > cols["label"].non_labels:
@@ -93,11 +83,6 @@ def judge(method: Method, evidence: Evidence) -> tuple[MethodVerdict, Fit]:
                         "included) in chosen/rejected while a prompt column is there too: the prompt would be fed "
                         "twice. Drop the 'prompt' column (TRL then splits the shared prompt off), or keep only the "
                         "assistant turns in chosen/rejected.")
-    if "label" in fit.sources:
-        col = cols[fit.sources["label"]]
-        if col.non_labels:
-            blockers.append(f"{col.non_labels} row(s) hold a label that is not true/false, 1/0, yes/no or good/bad "
-                            f"(lines {_lines(col.not_labels, evidence.files)}).")
     if method == Method.KTO and layout.name == "unpaired_preference" and evidence.label_counts:
         yes, no = evidence.label_counts.get(True, 0), evidence.label_counts.get(False, 0)
         if not yes or not no:

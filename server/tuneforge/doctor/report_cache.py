@@ -28,7 +28,7 @@ from ..reports.dataset import DatasetReport
 from .chat_tokenizer import tokenizer_key
 from .sources import Source
 
-REPORT_CACHE_FORMAT = 1
+REPORT_CACHE_FORMAT = 2  # 2: row problems listed with method auto too
 RACY_SECONDS = 2.0  # coarse file-system timestamps (FAT: 2 s) can hide a same-size rewrite this long
 MAX_REPORTS = 256  # older reports are removed beyond this many
 

@@ -21,6 +21,7 @@ from .duplicates import DuplicateSketch
 from .method_fit import METHOD_FOR_FORMAT, Fit
 from .method_verdicts import Evidence, judge
 from .pii import find_pii
+from .row_findings import auto_findings, column_findings
 from .row_records import ReadError, Record
 from .row_shapes import (
     FORMAT_WORDS,
@@ -211,7 +212,7 @@ class Scan:
         if not self.rows:
             what = "no readable rows" if self.error_count else "no rows (the file is empty or holds only blank lines)"
             report.notes.append(f"The source has {what}.")
-        report.problems = self._problems(fmt, primary, fit)
+        report.problems = self._problems(fmt, primary, fit, fits, method)
         return report, fits
 
     def where(self, place: tuple[int, int]) -> tuple[str | None, int]:
@@ -225,30 +226,13 @@ class Scan:
                        lines=[ln for f, ln in sample if f == (sample[0][0] if sample else 0)],
                        fix=fix if fix is not None else FIXES.get(kind), blocking=blocking)
 
-    def _problems(self, fmt: str, primary: str, fit: Fit | None) -> list[Problem]:
-        out: list[Problem] = []
-        if fit is not None and fit.fits:
-            targets = {t.name: t for t in fit.layout.targets}
-            for target, column in fit.sources.items():
-                col = self.columns[column]
-                label = f"{column!r}" + (f" (used as {target!r})" if column != target else "")
-                if col.missing:
-                    out.append(self._problem("missing", f"{col.missing} row(s) have no {label}", col.missing,
-                                             col.missing_lines, blocking=True))
-                if col.nulls:
-                    out.append(self._problem("missing", f"{col.nulls} row(s) have null in {label}", col.nulls,
-                                             col.kind_lines.get("null", []), blocking=True))
-                off, lines, kinds = col.off_kind(targets[target].kinds)
-                if target == "label" and col.non_labels:
-                    out.append(self._problem("type", f"{col.non_labels} row(s) hold a label in {label} that is not "
-                                             "true/false, 1/0, yes/no or good/bad", col.non_labels, col.not_labels,
-                                             blocking=True))
-                elif off:
-                    out.append(self._problem("type", f"{off} row(s) hold the wrong kind of value in {label} "
-                                             f"({', '.join(sorted(kinds))})", off, lines, blocking=True))
-                if col.blank:
-                    out.append(self._problem("empty", f"{col.blank} row(s) have an empty {label}", col.blank, col.blank_lines,
-                                             blocking=bool(col.kinds.get("empty_list"))))
+    def _problems(self, fmt: str, primary: str, fit: Fit | None, fits: dict[str, Fit], method: str) -> list[Problem]:
+        # the rows' problems in the columns a method reads: the requested one's, or (auto) every fitting one's
+        if method == "auto":
+            findings = auto_findings(fit, list(fits.values()), self.columns)
+        else:
+            findings = column_findings(fit, self.columns) if fit is not None else []
+        out = [self._problem(f.kind, f.message, f.count, f.lines, blocking=f.blocking) for f in findings]
         for tally in self.tallies.values():
             out.append(self._problem(tally.kind, f"{tally.count} row(s) in {tally.column!r}: {tally.message}",
                                      tally.count, tally.lines, blocking=tally.blocking, fix=tally.fix))
