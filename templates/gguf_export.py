@@ -30,6 +30,12 @@ llama_cpp and gguf, `llama.cpp/convert_hf_to_gguf.py`: tuneforge's cache layout)
 The merge, the reference logits, quantizing and checking run in tuneforge's own standalone worker
 scripts (uploaded next to this one), so the cloud export is the local export.
 
+A model that ships its own code (an `auto_map` in its JSON files, Python files beside the weights) is
+exported only with `--trust-remote-code`, which tuneforge adds to the job's command when the user said
+they trust that code (it is never a config key). Without it such a model fails the job before any
+work, and every step reads a staged copy of the model without its code (_shared/model_files.py) and
+runs under _shared/no_remote_code.py, so the converter cannot load the model's code in any case.
+
 Prints `##tuneforge-event {json}` lines (status, progress, result) and writes gguf-report.json.
 """
 
@@ -49,9 +55,13 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its helpers travel next to it (jobs/workspace.py)
 from _shared.events import EVENT_PREFIX  # noqa: E402, F401  (part of every template's surface)
 from _shared.gguf_checks import summarise  # noqa: E402
+from _shared.model_files import remote_code_findings, stage_model_folder  # noqa: E402
 from _events import emit, fail  # noqa: E402
 
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
+CODE_PATTERNS = ["*.py"]  # only with --trust-remote-code
+#: runs a script with transformers unable to import a model's own code
+NO_REMOTE_CODE = Path(__file__).resolve().parent / "_shared" / "no_remote_code.py"
 #: the keys of tuneforge's ExportConfig (n_params_estimate and flavor_reason are on record only)
 KNOWN_KEYS = {"model", "adapter", "base_model", "push_to_hub", "hub_private", "name", "quants", "system_prompt",
               "modelfile", "readme", "toolchain", "verify", "timeout_seconds", "source_job", "n_params_estimate",
@@ -74,7 +84,7 @@ def run(cmd: list[str], log: Path, what: str, env: dict[str, str] | None = None)
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         fh.write(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
@@ -143,14 +153,21 @@ def llama_env(site: Path) -> dict[str, str]:
 
 
 # ---- the model ------------------------------------------------------------------------------------------
-def download(repo_id: str, dest: Path, what: str) -> Path:
+def download(repo_id: str, dest: Path, what: str, trust: bool) -> Path:
+    """The repo's model files (its Python files too when trusted), refused when it ships code that is not trusted."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS, local_dir=str(dest)))
+        folder = Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS + (CODE_PATTERNS if trust else []),
+                                        local_dir=str(dest)))
     except Exception as exc:  # noqa: BLE001  any Hub failure ends the job with a readable line
         fail(f"could not download the {what} {repo_id}: {type(exc).__name__}: {exc}")
-    raise AssertionError
+        raise AssertionError from None
+    found = remote_code_findings(folder)
+    if found and not trust:
+        fail(f"the {what} {repo_id} ships its own code ({', '.join(found)}) and this job was not started with "
+             "--trust-remote-code; export it again with --trust-remote-code only if you trust that code")
+    return folder
 
 
 def memory_bytes() -> int | None:
@@ -216,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hf-worker", required=True, help="tuneforge's hf_worker.py (merge, reference logits)")
     parser.add_argument("--llama-worker", required=True, help="tuneforge's llama_worker.py (quantize, verify)")
     parser.add_argument("--out", default="gguf", help="output folder (default ./gguf)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="the user trusts the model's own code (set by tuneforge from their flag, never from the config)")
     args = parser.parse_args(argv)
     cfg = json.loads(Path(args.config).read_text(encoding="utf-8"))
     unknown = sorted(set(cfg) - KNOWN_KEYS)
@@ -236,18 +255,24 @@ def main(argv: list[str] | None = None) -> int:
     site, convert, commit = toolchain(cfg["toolchain"], work / "toolchain", log)
     env = llama_env(site)
 
+    trust = args.trust_remote_code
+    guard = [] if trust else [str(NO_REMOTE_CODE)]  # before each worker and the converter
+    trust_arg = ["--trust-remote-code"] if trust else []
+
     step(f"Downloading {cfg['model']}")
-    source = download(cfg["model"], work / "source", "model")
-    model_dir = source
+    source = download(cfg["model"], work / "source", "model", trust)
+    model_dir = stage_model_folder(source, work / "model", trust_remote_code=trust)
     if cfg["adapter"]:
-        base = download(cfg["base_model"], work / "base", "base model")
+        base = download(cfg["base_model"], work / "base", "base model", trust)
         step(f"Merging the LoRA adapter into {cfg['base_model']}")
-        model_dir = work / "merged"
+        adapter_dir, merged = model_dir, work / "merged"
         n = count_params(base)
         avail = memory_bytes()
         dtype = "float32" if avail is None or n * 4 < 0.6 * avail else "auto"
-        run([sys.executable, args.hf_worker, "merge", "--adapter", str(source), "--base", str(base), "--out", str(model_dir),
-             "--dtype", dtype], log, "merging the adapter")
+        run([sys.executable, *guard, args.hf_worker, "merge", "--adapter", str(adapter_dir), "--base",
+             str(stage_model_folder(base, work / "base-model", trust_remote_code=trust)), "--out", str(merged),
+             "--dtype", dtype, *trust_arg], log, "merging the adapter")
+        model_dir = stage_model_folder(merged, work / "merged-model", trust_remote_code=trust)
 
     step("Computing reference logits with transformers")
     n, avail = count_params(model_dir), memory_bytes()
@@ -257,8 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     prompts = work / "prompts.json"
     prompts.write_text(json.dumps(cfg["verify"]["prompts"]), encoding="utf-8")
     reference = work / "reference.npz"
-    ref_cmd = [sys.executable, args.hf_worker, "reference", "--threads", threads, "--model", str(model_dir), "--prompts", str(prompts),
-               "--out", str(reference), "--max-new", str(cfg["verify"]["max_new_tokens"]), "--dtype", dtype]
+    ref_cmd = [sys.executable, *guard, args.hf_worker, "reference", "--threads", threads, "--model", str(model_dir), "--prompts",
+               str(prompts), "--out", str(reference), "--max-new", str(cfg["verify"]["max_new_tokens"]), "--dtype", dtype, *trust_arg]
     if cfg.get("system_prompt"):
         ref_cmd.append(f"--system={cfg['system_prompt']}")
     run(ref_cmd, log, "computing reference logits")
@@ -266,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def verify(path: Path, quant: dict, f16_result: Path | None) -> tuple[dict, Path]:
         result = work / f"verify-{quant['name']}.json"
-        cmd = [sys.executable, args.llama_worker, "--threads", threads, "verify", "--gguf", str(path), "--reference", str(reference),
+        cmd = [sys.executable, *guard, args.llama_worker, "--threads", threads, "verify", "--gguf", str(path), "--reference", str(reference),
                "--out", str(result)] + (["--f16", str(f16_result)] if f16_result else [])
         t = time.time()
         run(cmd, log, f"checking {path.name} with llama.cpp", env=env)
@@ -275,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                          tolerance=cfg["verify"]["logit_tolerance"]), result
 
     def convert_to(path: Path, outtype: str) -> None:
-        run([sys.executable, str(convert), str(model_dir), "--outtype", outtype, "--outfile", str(path)], log,
+        run([sys.executable, *guard, str(convert), str(model_dir), "--outtype", outtype, "--outfile", str(path)], log,
             f"converting to {outtype} (llama.cpp convert_hf_to_gguf.py)", env=env)
 
     stem = cfg["name"]
@@ -302,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     for q in quantized:
         step(f"Quantizing to {q['name']} with llama.cpp's quantizer")
         path, t = out / f"{stem}-{q['tag']}.gguf", time.time()
-        run([sys.executable, args.llama_worker, "--threads", threads, "quantize", "--in", str(f16_path), "--out", str(path),
+        run([sys.executable, *guard, args.llama_worker, "--threads", threads, "quantize", "--in", str(f16_path), "--out", str(path),
              "--ftype", q["ftype"]], log, f"quantizing to {q['name']}", env=env)
         made = time.time() - t
         step(f"Verifying {q['name']}")

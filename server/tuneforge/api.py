@@ -70,11 +70,15 @@ def wait(job_id: str, timeout: float | None = None) -> JobStatus:
 
 
 def export_gguf(model: str | None = None, *, quants: list[str] | None = None, out: str | None = None,
-                progress: Callable[[int, int, str], None] | None = None, **options: Any) -> GGUFReport:
-    """Merge (for adapters), convert, quantize and verify GGUF files."""
+                progress: Callable[[int, int, str], None] | None = None, trust_remote_code: bool = False,
+                **options: Any) -> GGUFReport:
+    """Merge (for adapters), convert, quantize and verify GGUF files.
+
+    A model that ships its own code (an auto_map, Python files beside the weights) raises TuneforgeError
+    `gguf.remote_code` unless `trust_remote_code=True`: pass it only once you have read and trust that code."""
     from .actions.export import export_gguf as export
 
-    return export(model, quants=quants, out=out, progress=progress, **options)
+    return export(model, quants=quants, out=out, progress=progress, trust_remote_code=trust_remote_code, **options)
 
 
 __all__ = ["validate", "plan", "train", "status", "logs", "list_jobs", "cancel", "wait", "export_gguf"]

@@ -5,6 +5,12 @@ and everything heavy (in subprocesses) load only when called.
 
     from tuneforge.actions.export import export_gguf
     report = export_gguf("outputs/adapter", quants=["f16", "q4_k_m"], out="gguf/")
+
+A model that ships its own code (an `auto_map` in its JSON files, Python files beside the weights) is
+refused with `gguf.remote_code` unless `trust_remote_code=True`, which only a face sets, from the user's
+own flag or answer (never from a config file): see tuneforge.gguf.remote_code. A cloud export of such a
+model needs the same consent; it travels to the job as the template's `--trust-remote-code` argument,
+not in its config.json.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ Progress = Callable[[int, int, str], None]
 def export_gguf(model: str | None = None, *, quants: list[str] | str | None = None, out: str | None = None,
                 base: str | None = None, job_id: str | None = None, push_to: str | None = None,
                 system_prompt: str | None = None, progress: Progress | None = None,
-                private: bool | None = None) -> "GGUFReport":
+                private: bool | None = None, trust_remote_code: bool = False) -> "GGUFReport":
     """Merge (LoRA adapters), convert, quantize and verify GGUF files, write an Ollama Modelfile, push if asked.
 
     MODEL is a model folder, a LoRA adapter folder or a Hub id; or pass job_id for a finished training
     job. `progress(step, total, message)` is called as the export moves on. Every input is checked
-    (in a second) before any heavy work starts.
+    (in a second) before any heavy work starts. `trust_remote_code`: the user has read and trusts the
+    model's own code (else such a model is refused, and the export cannot run its code anyway).
     """
+    from ..gguf import remote_code
     from ..gguf import source as src
     from ..gguf.export import check_training_stack, run_export
     from ..gguf.quants import parse_quants
@@ -41,9 +49,11 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
         from ..gguf.hub import check_can_push
 
         check_can_push(push_to)
-    source = src.resolve(model, base=base, job_id=job_id, system_prompt=system_prompt)
+    source = src.resolve(model, base=base, job_id=job_id, system_prompt=system_prompt, trust_remote_code=trust_remote_code)
+    remote_code.check(source, trust_remote_code=trust_remote_code)
     out_dir = (Path(out).expanduser() if out else default_out(source.name, job_id)).resolve()
-    return run_export(source, quant_types, out_dir, push_to=push_to, progress=progress, private=private)
+    return run_export(source, quant_types, out_dir, push_to=push_to, progress=progress, private=private,
+                      trust_remote_code=trust_remote_code)
 
 
 def default_out(name: str, job_id: str | None) -> Path:
@@ -62,11 +72,11 @@ def default_out(name: str, job_id: str | None) -> Path:
 def submit_export(model: str | None = None, *, job_id: str | None = None, base: str | None = None,
                   quants: list[str] | str | None = None, push_to: str | None = None, flavor: str | None = None,
                   timeout_seconds: int | None = None, system_prompt: str | None = None,
-                  private: bool | None = None) -> "CloudExport":
+                  private: bool | None = None, trust_remote_code: bool = False) -> "CloudExport":
     """The same export as a Hugging Face job (`--backend hf`) of a Hub model or a finished hf job's pushed model:
     answers at once with the job id, URL, flavor and what it will push."""
     from ..flavors import price_for
-    from ..gguf import cloud
+    from ..gguf import cloud, remote_code
     from ..gguf.hub import REPO_ID
     from ..gguf.quants import parse_quants
     from ..jobs.service import JobService
@@ -86,11 +96,12 @@ def submit_export(model: str | None = None, *, job_id: str | None = None, base: 
     new_id = new_job_id()
     job_dir = job_folder(new_id)
     hub_model = cloud.inspect_hub_model(repo, base, job_dir)
+    remote_code.check_hub(hub_model.remote_code, trust_remote_code=trust_remote_code)
     choice = cloud.choose_flavor(hub_model.n_params, adapter=hub_model.adapter, flavor=flavor)
     timeout = timeout_seconds or cloud.default_timeout(hub_model.n_params)
     config = cloud.export_config(hub_model, quant_types, push_to=push_to, private=private, system_prompt=system_prompt,
                                  timeout=timeout, source_job=source_job, choice=choice)
-    spec = cloud.stage_export(config, job_dir, new_id, choice.flavor)
+    spec = cloud.stage_export(config, job_dir, new_id, choice.flavor, trust_remote_code=trust_remote_code)
     job = JobService().submit(spec, backend="hf", kind="gguf", export=config, price_per_hour=price_for(choice.flavor),
                               job_id=new_id, job_dir=job_dir)
     hours = timeout / 3600

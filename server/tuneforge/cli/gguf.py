@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system-prompt", help="System prompt for the Modelfile (default: the training job's, if any).")
     p.add_argument("--flavor", help="--backend hf: Hugging Face Jobs flavor (default cpu-upgrade, or one with enough RAM for the model).")
     p.add_argument("--timeout", help="--backend hf: job time limit, e.g. 90m, 2h (default 1 h + 10 min per billion parameters).")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="Let the export run the model's own code (an auto_map in its config or tokenizer config, Python "
+                   "files beside the weights). Without it such a model is refused. Read that code first.")
     p.add_argument("--install-toolchain", action="store_true",
                    help="Only build the pinned llama.cpp toolchain into the cache (instant when already built).")
     output.add_json_flag(p)
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     from ..actions.export import export_gguf
 
     kwargs: dict[str, Any] = dict(quants=args.quant, out=args.out, base=args.base, job_id=args.job_id,
-                                  push_to=args.push_to, system_prompt=args.system_prompt, private=args.private)
+                                  push_to=args.push_to, system_prompt=args.system_prompt, private=args.private,
+                                  trust_remote_code=args.trust_remote_code)
     if args.json:
         report = export_gguf(args.model, **kwargs)
     else:
@@ -130,7 +134,7 @@ def run_cloud(args: argparse.Namespace) -> int:
 
     result = submit_export(args.model, job_id=args.job_id, base=args.base, quants=args.quant, push_to=args.push_to,
                            flavor=args.flavor, timeout_seconds=parse_duration(args.timeout) if args.timeout else None,
-                           system_prompt=args.system_prompt, private=args.private)
+                           system_prompt=args.system_prompt, private=args.private, trust_remote_code=args.trust_remote_code)
     output.emit(args, result, render_cloud)
     return 0
 

@@ -8,6 +8,12 @@ need, `export_config` renders the Ollama Modelfile and the model card here with 
 local export, and `stage_export` writes the job folder: the template with its helpers, its
 config.json (an ExportConfig) and tuneforge's two standalone worker scripts, which travel to the job's
 /data folder. The token travels only as the HF_TOKEN secret.
+
+A repo that ships its own code (an `auto_map` in the small files read here) is refused before
+anything is submitted unless the user trusts it (remote_code.py). Trust travels as the template's
+own `--trust-remote-code` argument in the job's command, never in config.json (an ExportConfig has
+no such key); without it the template refuses such a model itself, and converts a staged copy without
+the model's code under _shared/no_remote_code.py.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from ..flavors import host_ram_gb, price_for
 from ..jobs.service import SubmitResult
 from ..records import JobSpec
 from ..templates._shared.gguf_checks import LOGIT_TOLERANCE, MAX_NEW_TOKENS, PROMPTS
+from ..templates._shared.model_files import remote_code_findings
 from . import modelfile as mf
 from . import toolchain as tcm
 from .quants import MODELFILE_PREFERENCE, QuantType
@@ -72,6 +79,7 @@ class HubModel(BaseModel):
     base_model: str | None = None  # adapters: the base's Hub id
     tokenizer_dir: str  # where its tokenizer config and chat template were saved
     n_params: int
+    remote_code: dict[str, list[str]] = Field(default_factory=dict)  # repo -> its own code found in its small files
 
 
 # ---- what to export --------------------------------------------------------------------------------------
@@ -178,12 +186,14 @@ def inspect_hub_model(repo: str, base: str | None, job_dir: Path) -> HubModel:
             tokenizer_dir = base_dir
         arch_cfg = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
         return HubModel(repo=repo, adapter=True, base_model=str(base), tokenizer_dir=str(tokenizer_dir),
-                        n_params=estimate_params(arch_cfg))
+                        n_params=estimate_params(arch_cfg),
+                        remote_code={repo: remote_code_findings(meta_dir), str(base): remote_code_findings(base_dir)})
     if base:
         raise TuneforgeError(f"{repo} is a full model, so --base does not apply.", "Drop --base (it is only for LoRA adapters).",
                              code="gguf.base_for_full_model")
     arch_cfg = json.loads((meta_dir / "config.json").read_text(encoding="utf-8"))
-    return HubModel(repo=repo, adapter=False, tokenizer_dir=str(tokenizer_dir), n_params=estimate_params(arch_cfg))
+    return HubModel(repo=repo, adapter=False, tokenizer_dir=str(tokenizer_dir), n_params=estimate_params(arch_cfg),
+                    remote_code={repo: remote_code_findings(meta_dir)})
 
 
 def estimate_params(config: dict[str, Any]) -> int:
@@ -294,8 +304,9 @@ def file_names(name: str, quant_types: list[QuantType]) -> dict[str, str]:
     return {q.name: f"{name}-{q.tag}.gguf" for q in quant_types}
 
 
-def stage_export(config: ExportConfig, job_dir: Path, job_id: str, flavor: str) -> JobSpec:
-    """The job folder (config.json, the template with its helpers, the two workers) and the spec that runs it."""
+def stage_export(config: ExportConfig, job_dir: Path, job_id: str, flavor: str, *, trust_remote_code: bool = False) -> JobSpec:
+    """The job folder (config.json, the template with its helpers, the two workers) and the spec that runs it;
+    `trust_remote_code` adds the template's --trust-remote-code (the user's consent, not a config key)."""
     from .. import paths
     from ..jobs.workspace import stage_template
 
@@ -309,7 +320,8 @@ def stage_export(config: ExportConfig, job_dir: Path, job_id: str, flavor: str) 
         workers.append(job_dir / worker.name)
     return JobSpec(
         script=script,
-        args=["--config", str(config_path), "--hf-worker", str(workers[0]), "--llama-worker", str(workers[1])],
+        args=["--config", str(config_path), "--hf-worker", str(workers[0]), "--llama-worker", str(workers[1]),
+              *(["--trust-remote-code"] if trust_remote_code else [])],
         files=[config_path, *workers, *helpers],
         flavor=flavor,
         timeout_seconds=config.timeout_seconds,

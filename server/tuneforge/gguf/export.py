@@ -2,7 +2,13 @@
 
 The heavy parts run in subprocesses (see workers.py), so this process only orchestrates and the MCP
 server that calls it never loads torch or llama.cpp. `run_export(source, ...)` is the pipeline once
-the source is resolved; the export action (tuneforge.actions.export) checks the inputs and calls it.
+the source is resolved; the export action (tuneforge.actions.export) checks the inputs (a model that
+needs its own code is refused there, see remote_code.py) and calls it.
+
+Every step reads a staged copy of the model folder in the work folder, never the folder itself:
+without `trust_remote_code` only its config, tokenizer and weight files, without `auto_map` (the
+rule is templates/_shared/model_files.py), so the converter and transformers cannot find the
+model's code even where detection missed it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Callable
 from .. import __version__
 from ..errors import MissingDependency, TuneforgeError
 from ..reports.gguf import GGUFFile, GGUFReport
+from ..templates._shared.model_files import stage_model_folder
 from . import modelfile as mf
 from . import source as src
 from . import toolchain as tcm
@@ -51,7 +58,7 @@ class Steps:
 
 
 def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, *, push_to: str | None = None,
-               progress: Progress | None = None, private: bool | None = None) -> GGUFReport:
+               progress: Progress | None = None, private: bool | None = None, trust_remote_code: bool = False) -> GGUFReport:
     started = time.time()
     has_tc = tcm.installed() is not None
     needs_merge = source.kind == "adapter"
@@ -75,24 +82,29 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
     work.mkdir(exist_ok=True)
     steps: dict[str, float] = {}
     notes: list[str] = []
+    trust = trust_remote_code
     try:
-        model_dir = Path(source.path)
+        model_dir = stage_model_folder(Path(source.path), work / "model", trust_remote_code=trust)
         if needs_merge:
             step(f"Merging the LoRA adapter into {source.base_model}")
             t = time.time()
-            model_dir = work / "merged"
+            adapter_dir, merged_dir = model_dir, work / "merged"
+            base_dir = stage_model_folder(Path(str(source.base_path)), work / "base", trust_remote_code=trust)
             avail = workers.available_memory()
             merge_dtype = "float32" if avail is None or (source.n_params or 0) * 4 < 0.6 * avail else "auto"
-            merged = workers.run_worker([str(workers.HF_WORKER), "merge", "--adapter", source.path, "--base", str(source.base_path),
-                                         "--out", str(model_dir), "--dtype", merge_dtype],
-                                        log, what="merging the adapter into its base model", code="gguf.merge_failed")
+            merged = workers.run_worker([str(workers.HF_WORKER), "merge", "--adapter", str(adapter_dir), "--base", str(base_dir),
+                                         "--out", str(merged_dir), "--dtype", merge_dtype, *(["--trust-remote-code"] if trust else [])],
+                                        log, what="merging the adapter into its base model", code="gguf.merge_failed",
+                                        trust_remote_code=trust)
+            model_dir = stage_model_folder(merged_dir, work / "merged-model", trust_remote_code=trust)
             notes.append(f"LoRA adapter merged into {source.base_model} in {merged.get('merged_in')}, "
                          f"saved in {merged.get('dtype')} before conversion.")
             steps["merge"] = round(time.time() - t, 2)
 
         step("Computing reference logits with transformers")
         t = time.time()
-        reference = workers.reference(model_dir, work, source.n_params or 0, source.system_prompt, log, notes)
+        reference = workers.reference(model_dir, work, source.n_params or 0, source.system_prompt, log, notes,
+                                      trust_remote_code=trust)
         steps["reference"] = round(time.time() - t, 2)
 
         fmt = mf.chat_format(model_dir)
@@ -103,7 +115,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
         f16_path = out_dir / f"{stem}-F16.gguf"
         step("Converting to GGUF f16 with llama.cpp's converter")
         t = time.time()
-        workers.convert(tc, model_dir, f16_path, "f16", log)
+        workers.convert(tc, model_dir, f16_path, "f16", log, trust_remote_code=trust)
         made = time.time() - t
         steps["convert"] = round(made, 2)
         step("Verifying the f16 file against transformers")
@@ -117,7 +129,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
             step(f"Converting to GGUF {q.name}")
             t = time.time()
             path = out_dir / f"{stem}-{q.tag}.gguf"
-            workers.convert(tc, model_dir, path, q.name, log)
+            workers.convert(tc, model_dir, path, q.name, log, trust_remote_code=trust)
             made = time.time() - t
             step(f"Verifying {q.name}")
             checks, _ = workers.verify(tc, path, reference, None, work, log, q)

@@ -3,6 +3,10 @@
     python hf_worker.py merge --adapter DIR --base DIR_OR_ID --out DIR
     python hf_worker.py reference --model DIR --prompts prompts.json --out ref.npz --max-new 16
 
+Every load passes `trust_remote_code` explicitly: False unless `--trust-remote-code` is given (the user
+trusts the model's own code), so transformers never asks; tuneforge also runs it under
+no_remote_code.py then.
+
 It imports only the standard library and the training stack (torch, transformers, peft, numpy), never
 tuneforge, so a cloud job can run it as a plain script. Failures print one line `ERROR: ...` on stderr
 and exit 2; success prints one JSON object on the last line of stdout.
@@ -30,28 +34,28 @@ def has_tokenizer(d: Path) -> bool:
     return (d / "tokenizer.json").is_file() or (d / "tokenizer.model").is_file()
 
 
-def merge(adapter: str, base: str, out: str, work_dtype: str) -> dict:
+def merge(adapter: str, base: str, out: str, work_dtype: str, trust: bool = False) -> dict:
     """Merge in work_dtype (float32 when memory allows), save in the base model's own dtype."""
     import torch
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     started = time.time()
-    cfg = AutoConfig.from_pretrained(base)
+    cfg = AutoConfig.from_pretrained(base, trust_remote_code=trust)
     base_dtype = getattr(cfg, "dtype", None) or getattr(cfg, "torch_dtype", None) or torch.float32
     if isinstance(base_dtype, str):
         base_dtype = getattr(torch, base_dtype, torch.float32)
     if base_dtype not in (torch.float32, torch.float16, torch.bfloat16):
         base_dtype = torch.float32
     load_dtype = base_dtype if work_dtype == "auto" else getattr(torch, work_dtype)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=load_dtype, low_cpu_mem_usage=True)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=load_dtype, low_cpu_mem_usage=True, trust_remote_code=trust)
     model = PeftModel.from_pretrained(model, adapter)
     merged = model.merge_and_unload().to(base_dtype)
     dtype = str(base_dtype).replace("torch.", "")
     out_dir = Path(out)
     merged.save_pretrained(out_dir)
     tok_src = adapter if has_tokenizer(Path(adapter)) else base
-    tokenizer = AutoTokenizer.from_pretrained(tok_src)
+    tokenizer = AutoTokenizer.from_pretrained(tok_src, trust_remote_code=trust)
     tokenizer.save_pretrained(out_dir)
     # keep a chat template file that save_pretrained may not have written
     for name in ("chat_template.jinja", "chat_template.json"):
@@ -63,7 +67,7 @@ def merge(adapter: str, base: str, out: str, work_dtype: str) -> dict:
 
 
 def reference(model_dir: str, prompts_path: str, out: str, max_new: int, system: str | None, dtype_name: str,
-              threads: int | None = None) -> dict:
+              threads: int | None = None, trust: bool = False) -> dict:
     import numpy as np
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -73,10 +77,11 @@ def reference(model_dir: str, prompts_path: str, out: str, max_new: int, system:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
     prompts = json.loads(Path(prompts_path).read_text(encoding="utf-8"))
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
     model = None
     if dtype_name != "none":  # "none": too big to load here, tokenize only (llama.cpp checks load + generate)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype_name), low_cpu_mem_usage=True)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype_name), low_cpu_mem_usage=True,
+                                                     trust_remote_code=trust)
         model.eval()
     eos: set[int] = set()
     gen_eos = getattr(model.generation_config, "eos_token_id", None) if model is not None else None
@@ -130,12 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int)
     r.add_argument("--system")
     r.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "none"])
+    for p in (m, r):
+        p.add_argument("--trust-remote-code", action="store_true", help="load the model's own code (the user trusts it)")
     args = parser.parse_args(argv)
     try:
         if args.command == "merge":
-            result = merge(args.adapter, args.base, args.out, args.dtype)
+            result = merge(args.adapter, args.base, args.out, args.dtype, args.trust_remote_code)
         else:
-            result = reference(args.model, args.prompts, args.out, args.max_new, args.system, args.dtype, args.threads)
+            result = reference(args.model, args.prompts, args.out, args.max_new, args.system, args.dtype, args.threads,
+                               args.trust_remote_code)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         fail(f"{type(exc).__name__}: {exc}")
     print(json.dumps(result), flush=True)

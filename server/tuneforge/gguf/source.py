@@ -20,6 +20,8 @@ from ..errors import TuneforgeError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "tokenizer*"]
+#: downloaded too only when the user trusts the model's own code (see remote_code.py)
+CODE_PATTERNS = ["*.py"]
 
 
 class Source(BaseModel):
@@ -53,8 +55,9 @@ def model_stem(text: str) -> str:
     return re.sub(r"[^\w.-]+", "-", text.rstrip("/").split("/")[-1]).strip("-") or "model"
 
 
-def download(repo_id: str, what: str) -> Path:
-    """A Hub model's config, tokenizer and safetensors weights (from the local cache when offline)."""
+def download(repo_id: str, what: str, *, with_code: bool = False) -> Path:
+    """A Hub model's config, tokenizer and safetensors weights (from the local cache when offline); its
+    Python files too when `with_code` (the user trusts them)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -65,7 +68,7 @@ def download(repo_id: str, what: str) -> Path:
     )
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS))
+        return Path(snapshot_download(repo_id, allow_patterns=HUB_PATTERNS + (CODE_PATTERNS if with_code else [])))
     except GatedRepoError:
         raise TuneforgeError(f"The {what} {repo_id!r} is gated on the Hub.",
                              f"Accept its terms on https://huggingface.co/{repo_id} and log in (`hf auth login`), or pass a local folder.", code="hf.gated") from None
@@ -80,13 +83,13 @@ def download(repo_id: str, what: str) -> Path:
                              "Check the network and the id, or pass a local folder.", code="hf.unreachable") from None
 
 
-def _local_or_hub(ref: str, what: str) -> Path | None:
+def _local_or_hub(ref: str, what: str, with_code: bool = False) -> Path | None:
     """A local folder for `ref` (downloading Hub ids), or None when it names nothing."""
     path = Path(ref).expanduser()
     if path.exists():
         return path.resolve()  # absolute: safe to pass on a command line
     if HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
-        return download(ref, what)
+        return download(ref, what, with_code=with_code)
     return None
 
 
@@ -121,8 +124,8 @@ def _check_full_model(d: Path) -> tuple[str | None, int | None]:
     return (archs[0] if archs else None), count_params(d)
 
 
-def _open_model_dir(ref: str, what: str) -> Path:
-    d = _local_or_hub(ref, what)
+def _open_model_dir(ref: str, what: str, with_code: bool = False) -> Path:
+    d = _local_or_hub(ref, what, with_code)
     if d is None:
         raise TuneforgeError(f"No {what} at {ref!r}: it is neither a folder here nor a Hub id (owner/name).",
                              "Pass a model folder (with config.json), a LoRA adapter folder (with adapter_config.json) or a Hub id.", code="gguf.not_found")
@@ -133,19 +136,20 @@ def _open_model_dir(ref: str, what: str) -> Path:
 
 
 def resolve(model: str | None, *, base: str | None = None, job_id: str | None = None,
-            system_prompt: str | None = None) -> Source:
+            system_prompt: str | None = None, trust_remote_code: bool = False) -> Source:
+    """The export's input, checked; Hub ids downloaded (with their Python files only when trusted)."""
     if job_id:
         if model:
             raise TuneforgeError("Pass either MODEL or --job, not both.", "Use --job ID to export a finished training job's model.", code="gguf.model_and_job")
-        return _from_job(job_id, base=base, system_prompt=system_prompt)
+        return _from_job(job_id, base=base, system_prompt=system_prompt, with_code=trust_remote_code)
     if not model:
         raise TuneforgeError("Nothing to export.", "Pass a model folder, a LoRA adapter folder, a Hub id, or --job ID.", code="gguf.nothing_to_export")
-    d = _open_model_dir(model, "model")
-    return _from_dir(d, base=base, name=model_stem(model), system_prompt=system_prompt)
+    d = _open_model_dir(model, "model", trust_remote_code)
+    return _from_dir(d, base=base, name=model_stem(model), system_prompt=system_prompt, with_code=trust_remote_code)
 
 
 def _from_dir(d: Path, *, base: str | None, name: str, system_prompt: str | None, job_id: str | None = None,
-              base_model: str | None = None) -> Source:
+              base_model: str | None = None, with_code: bool = False) -> Source:
     if (d / "adapter_config.json").is_file():
         acfg = _read_json(d / "adapter_config.json")
         if acfg.get("peft_type") not in (None, "LORA"):
@@ -155,7 +159,7 @@ def _from_dir(d: Path, *, base: str | None, name: str, system_prompt: str | None
         if not base_ref:
             raise TuneforgeError(f"The adapter in {d} does not name its base model (adapter_config.json has no base_model_name_or_path).",
                                  "Pass the base model with --base (a folder or a Hub id).", code="gguf.base_not_found")
-        base_dir = _local_or_hub(str(base_ref), "base model")
+        base_dir = _local_or_hub(str(base_ref), "base model", with_code)
         if base_dir is None or not (base_dir / "config.json").is_file():
             raise TuneforgeError(
                 f"The adapter's base model {base_ref!r} cannot be found: it is not a model folder here and not a Hub id.",
@@ -176,7 +180,7 @@ def _from_dir(d: Path, *, base: str | None, name: str, system_prompt: str | None
         "Point at the folder save_pretrained wrote (for a training job, use --job ID).", code="gguf.not_a_model")
 
 
-def _from_job(job_id: str, *, base: str | None, system_prompt: str | None) -> Source:
+def _from_job(job_id: str, *, base: str | None, system_prompt: str | None, with_code: bool = False) -> Source:
     from ..jobs.service import JobService
 
     job = JobService().store.get(job_id)
@@ -198,7 +202,8 @@ def _from_job(job_id: str, *, base: str | None, system_prompt: str | None) -> So
     if system_prompt is None:
         system_prompt = (job.config.system_prompt if job.config else None)
     name = f"{model_stem(str(base_model or 'model'))}-{job_id.rsplit('-', 1)[-1]}"
-    return _from_dir(folder, base=base, name=name, system_prompt=system_prompt, job_id=job_id, base_model=base_model)
+    return _from_dir(folder, base=base, name=name, system_prompt=system_prompt, job_id=job_id, base_model=base_model,
+                     with_code=with_code)
 
 
 def supported_architectures(llama_cpp_dir: Path) -> set[str] | None:

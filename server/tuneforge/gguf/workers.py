@@ -4,6 +4,11 @@
 `llama_worker.py` (quantize, verify) and `convert_hf_to_gguf.py` run with the pinned toolchain on
 PYTHONPATH. Each one's output goes to the export log; a failure becomes a TuneforgeError that names
 the step and the log. Nothing heavy is imported in this process.
+
+Unless the user trusts the model's own code, every one of them runs under
+templates/_shared/no_remote_code.py (transformers cannot import a model's code, whatever it is
+asked), with no stdin (transformers' "run this code? [y/N]" prompt reads nothing, never the MCP
+stream), on the staged model folder the export made (model_files.stage_model_folder).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuneforgeError
+from ..templates._shared import no_remote_code
 from ..templates._shared.gguf_checks import MAX_NEW_TOKENS, PROMPTS, summarise
 from . import toolchain as tcm
 from .quants import QuantType
@@ -24,6 +30,8 @@ from .quants import QuantType
 HERE = Path(__file__).resolve().parent
 HF_WORKER = HERE / "hf_worker.py"
 LLAMA_WORKER = HERE / "llama_worker.py"
+#: the launcher that keeps transformers from a model's own code
+NO_REMOTE_CODE = Path(no_remote_code.__file__).resolve()
 
 
 def worker_threads() -> int:
@@ -55,16 +63,25 @@ def available_memory() -> int | None:
 
 
 def run_worker(args: list[str], log: Path, *, what: str, env: dict[str, str] | None = None,
-               cwd: str | None = None, code: str = "gguf.step_failed") -> dict[str, Any]:
-    """Run a worker (or the converter) with this interpreter; its output goes to the log; the last stdout line as JSON."""
-    cmd = [sys.executable, *args]
+               cwd: str | None = None, code: str = "gguf.step_failed", trust_remote_code: bool = False) -> dict[str, Any]:
+    """Run a worker (or the converter) with this interpreter; its output goes to the log; the last stdout line as JSON.
+
+    Under the no-remote-code launcher unless `trust_remote_code`; never with a stdin."""
+    cmd = [sys.executable, *([] if trust_remote_code else [str(NO_REMOTE_CODE)]), *args]
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n")
         fh.flush()
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env, cwd=cwd)
         fh.write(proc.stdout)
         fh.write(proc.stderr)
     if proc.returncode != 0:
+        if not trust_remote_code and no_remote_code.REFUSAL in proc.stderr:  # the model needs the code detection missed
+            from .remote_code import CLI_FIX
+
+            raise TuneforgeError(f"GGUF export stopped while {what}: the model can only be loaded with its own code, "
+                                 f"which was not trusted ({error_line(proc.stderr)}).", f"{CLI_FIX} The full output is in {log}.",
+                                 code="gguf.remote_code")
         raise TuneforgeError(f"GGUF export failed while {what}: {error_line(proc.stderr)}",
                              f"The full output is in {log}.", code=code)
     last = (proc.stdout.strip().splitlines() or ["{}"])[-1]
@@ -83,12 +100,13 @@ def error_line(stderr: str) -> str:
     return lines[-1] if lines else "no error output"
 
 
-def convert(tc: tcm.Toolchain, model_dir: Path, out: Path, outtype: str, log: Path) -> None:
+def convert(tc: tcm.Toolchain, model_dir: Path, out: Path, outtype: str, log: Path, *, trust_remote_code: bool = False) -> None:
     """llama.cpp's convert_hf_to_gguf.py: model_dir -> out in outtype (written as .part, then renamed)."""
     tmp = out.with_name(out.name + ".part")
     try:
         run_worker([tc.convert_script, str(model_dir), "--outtype", outtype, "--outfile", str(tmp)], log,
-                   what=f"converting to {outtype} (llama.cpp convert_hf_to_gguf.py)", env=tc.env(), code="gguf.convert_failed")
+                   what=f"converting to {outtype} (llama.cpp convert_hf_to_gguf.py)", env=tc.env(), code="gguf.convert_failed",
+                   trust_remote_code=trust_remote_code)
     except TuneforgeError as exc:
         tmp.unlink(missing_ok=True)
         if "is not supported" in exc.message or "not supported!" in exc.message:
@@ -127,7 +145,8 @@ def reference_dtype(n_params: int, notes: list[str]) -> str:
     return "bfloat16"
 
 
-def reference(model_dir: Path, work: Path, n_params: int, system_prompt: str | None, log: Path, notes: list[str]) -> Path:
+def reference(model_dir: Path, work: Path, n_params: int, system_prompt: str | None, log: Path, notes: list[str], *,
+              trust_remote_code: bool = False) -> Path:
     """Reference logits and greedy answers from transformers on PROMPTS (float32 when it fits in memory)."""
     prompts = work / "prompts.json"
     prompts.write_text(json.dumps(PROMPTS), encoding="utf-8")
@@ -136,7 +155,10 @@ def reference(model_dir: Path, work: Path, n_params: int, system_prompt: str | N
             "--out", str(out), "--max-new", str(MAX_NEW_TOKENS), "--dtype", reference_dtype(n_params, notes)]
     if system_prompt:
         args.append(f"--system={system_prompt}")  # one token, even when the text starts with "-"
-    run_worker(args, log, what="computing reference logits with transformers", code="gguf.reference_failed")
+    if trust_remote_code:
+        args.append("--trust-remote-code")
+    run_worker(args, log, what="computing reference logits with transformers", code="gguf.reference_failed",
+               trust_remote_code=trust_remote_code)
     return out
 
 

@@ -2,8 +2,8 @@
 
 A cloud backend uploads these and nothing else: the data files the dataset reader reads (the rule in
 templates/_shared/data_files.py: no hidden files, the train split when the names say so) and a model
-folder's config, tokenizer and weight files. Never Python files (a model's own code), `.git`, `.env`
-or anything else that happens to sit in the folder.
+folder's config, tokenizer and weight files (the rule in templates/_shared/model_files.py). Never
+Python files (a model's own code), `.git`, `.env` or anything else that happens to sit in the folder.
 """
 
 from __future__ import annotations
@@ -14,26 +14,7 @@ from ..config import RunConfig
 from ..errors import ConfigError
 from ..records import RunInput
 from ..templates._shared.data_files import DataFilesError, data_files
-
-#: model-folder files a training run or an export loads, by name
-MODEL_FILE_NAMES = frozenset({
-    "config.json", "generation_config.json", "adapter_config.json",
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "vocab.json", "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model",
-    "chat_template.jinja", "chat_template.json", "preprocessor_config.json", "processor_config.json",
-    "video_preprocessor_config.json",
-})
-#: weight files, by ending (sharded or not; their index files too)
-WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin.index.json")
-
-
-def is_model_file(path: Path) -> bool:
-    name = path.name
-    if name.startswith("."):
-        return False
-    if name in MODEL_FILE_NAMES or name.endswith(WEIGHT_SUFFIXES):
-        return True
-    return name.endswith(".bin") and name.startswith(("pytorch_model", "adapter_model"))
+from ..templates._shared.model_files import is_model_file
 
 
 def model_files(root: Path) -> list[Path]:

@@ -8,8 +8,13 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from ...errors import TuneforgeError
 from ...reports.gguf import GGUFReport
 from ..errors import tool_errors
+
+TRUST_REMOTE_CODE = ("Let the export run the model's own code (an auto_map in its config or tokenizer config, Python files "
+                     "beside the weights). Leave false. Set true only after a gguf.remote_code error, once you have told "
+                     "the user what was found and the user has said they trust that code: never decide it yourself.")
 
 
 async def export_gguf(
@@ -22,19 +27,28 @@ async def export_gguf(
     push_to: Annotated[str | None, Field(description="Hub repo (your-name/name-GGUF) to upload the verified files to; only when the user asked for it.")] = None,
     private: Annotated[bool | None, Field(description="Create the Hub repo as private (with push_to).")] = None,
     system_prompt: Annotated[str | None, Field(description="System prompt for the Ollama Modelfile (default: the training job's).")] = None,
+    trust_remote_code: Annotated[bool, Field(description=TRUST_REMOTE_CODE)] = False,
 ) -> GGUFReport:
     """Convert a model to GGUF with llama.cpp's own converter and quantizer at one pinned version (LoRA
     adapters are merged first), load and check every file against the original model, and write an Ollama
     Modelfile. Long (minutes; the first export also builds the toolchain): sends progress notifications.
-    Use when the user wants a GGUF (llama.cpp, Ollama, LM Studio) of a finished job or a model folder."""
+    Use when the user wants a GGUF (llama.cpp, Ollama, LM Studio) of a finished job or a model folder.
+    A model that ships its own code is refused (gguf.remote_code) unless the user agrees to trust it."""
     from ...actions.export import export_gguf as export
 
     def on_progress(step: int, total: int, message: str) -> None:  # runs in the worker thread
         anyio.from_thread.run(ctx.report_progress, float(step), float(total) if total else None, str(message)[:300])
 
     def run() -> GGUFReport:
-        return export(model, quants=quants, out=out, base=base, job_id=job_id, push_to=push_to,
-                      private=private, system_prompt=system_prompt, progress=on_progress)
+        try:
+            return export(model, quants=quants, out=out, base=base, job_id=job_id, push_to=push_to, private=private,
+                          system_prompt=system_prompt, progress=on_progress, trust_remote_code=trust_remote_code)
+        except TuneforgeError as exc:
+            if exc.code == "gguf.remote_code":  # the agent asks the user; the CLI's flag means nothing to it
+                from ...gguf.remote_code import AGENT_FIX
+
+                exc.fix = AGENT_FIX
+            raise
 
     with tool_errors():
         return await anyio.to_thread.run_sync(run)
