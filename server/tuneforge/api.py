@@ -29,20 +29,38 @@ def validate(source: str, method: Method | str = "auto", model: str | None = Non
     return validate_dataset(source, method=method, model=model, max_length=max_length, eval_source=eval_source)
 
 
-def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, *, calibrate: bool = False,
+def plan(model: str | None = None, method: Method | str | None = None, dataset: str | None = None, *,
+         config: RunConfig | dict[str, Any] | None = None, backend: BackendName | str = BackendName.LOCAL,
+         flavor: str | None = None, rows: int | None = None, budget_usd: float | None = None, calibrate: bool = False,
          **options: Any) -> Plan:
-    """Hardware, memory, time, cost and timeout for a run; with `calibrate`, measured by a short local canary."""
-    from .actions.calibrate import plan as make_plan
+    """Hardware, memory, time, cost and timeout for a run: the plan `train` with the same inputs runs under.
 
-    return make_plan(model, method=method, dataset=dataset, calibrate=calibrate, **options)
+    `options` are flat run options (batch_size, peft, max_steps, rewards, ...: config.overrides.RUN_FIELDS) on top
+    of `config`; `rows` and `budget_usd` are what-ifs; with `calibrate`, measured by a short local canary."""
+    from .actions.calibrate import plan_run
+    from .config.overrides import planning_config, run_overrides
+
+    layer = config.model_dump(exclude_unset=True) if isinstance(config, RunConfig) else config
+    cfg, dataset_given = planning_config(layer, overrides=run_overrides({"model": model, "method": method,
+                                                                         "dataset": dataset, **options}),
+                                         source="api.plan", required={"model": "model"})
+    return plan_run(cfg, backend=backend, flavor=flavor, dataset_given=dataset_given, rows=rows, budget_usd=budget_usd,
+                    calibrate=calibrate)
 
 
-def train(config: RunConfig | dict[str, Any], *, backend: BackendName | str = BackendName.LOCAL,
-          flavor: str | None = None) -> SubmitResult:
-    """Submit a training job; returns at once with its id."""
+def train(config: RunConfig | dict[str, Any] | None = None, *, backend: BackendName | str = BackendName.LOCAL,
+          flavor: str | None = None, **options: Any) -> SubmitResult:
+    """Submit a training job (checked and planned as `plan` shows it); returns at once with its id.
+    `options`: flat run options on top of `config`, as for plan (e.g. rewards=["accuracy"], peft="auto")."""
     from .actions.train import start_training
+    from .config.overrides import merge_config, run_overrides
 
-    cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    if isinstance(config, RunConfig) and not options:
+        cfg = config
+    else:
+        layer = config.model_dump(exclude_unset=True) if isinstance(config, RunConfig) else config
+        cfg = merge_config(layer, overrides=run_overrides(options), source="api.train",
+                           required={"model": "model", "dataset": "dataset"})
     return start_training(cfg, backend=backend, flavor=flavor)
 
 

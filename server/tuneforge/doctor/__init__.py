@@ -10,8 +10,8 @@ so planning and submitting after validating do not read the data again.
 Importing this package is light (no torch, transformers or datasets): the MCP server imports it at start-up.
 
 Modules, from the bottom up: where rows come from (sources.py; one reader per format: json_files.py,
-csv_files.py, parquet_files.py, hub_datasets.py; folders.py, file_types.py, text_files.py,
-row_records.py), what one row holds (row_shapes.py), bounded whole-file bookkeeping (tally.py,
+csv_files.py, parquet_files.py with parquet_pages.py, hub_datasets.py; folders.py, file_types.py,
+text_files.py, row_records.py; read_limits.py: the bounds every reader keeps), what one row holds (row_shapes.py), bounded whole-file bookkeeping (tally.py,
 column_stats.py, duplicates.py, pii.py), which methods fit (method_fit.py, method_verdicts.py) and what is
 wrong with the rows they read (row_findings.py: the one rule for row problems), the pass
 and its report (row_scan.py, eval_check.py), tokens as training sees them (chat_tokenizer.py,

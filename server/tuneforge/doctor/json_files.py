@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from .read_limits import DEPTH_MESSAGE, LINE_LIMIT, MAX_DEPTH, MB, mb, skip_rest_of_line, too_deep
 from .row_records import Item, LineFilter, ReadError, Record, only_kept
 from .text_files import sniff_text_file
 
@@ -18,42 +19,42 @@ try:  # optional: about 3x faster than the standard library on well-formed lines
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
-LINE_LIMIT = 64 * 1024 * 1024  # a single line longer than this is reported, not loaded
 CHUNK = 1024 * 1024
+TOO_LONG = (f"line is longer than {mb(LINE_LIMIT)}; not read (JSON Lines holds one record per line: "
+            "is a newline missing, or is a record far too big?)")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_NOT_BLANK = re.compile(r"[^ \t\r\n]")
 
 
 def read_json_file(path: Path, name: str | None, keep: LineFilter | None = None) -> Iterator[Item]:
-    """Every row of a .jsonl/.json file; with `keep`, only the records on kept lines."""
+    """Every row of a .jsonl/.json file; with `keep`, only the records on kept lines (a share of the rows:
+    the errors were reported by the first, unshared pass)."""
     head, bom = sniff_text_file(path, name)
     first = head[bom:].lstrip()[:1]
-    if first == b"[":
-        yield from only_kept(keep, _json_stream(path, name, bom, array=True))
+    if first == b"[" or first == b"{" and _objects_span_lines(path, bom):
+        # an array, or objects spread over several lines (pretty-printed) or run together on one: a stream
+        yield from only_kept(keep, _json_stream(path, name, bom, array=first == b"["))
         return
-    if keep is not None:  # a share of the rows (the errors were reported by the first pass)
+    if keep is not None:
         yield from (item for item in _json_lines(path, name, bom, keep) if isinstance(item, Record))
         return
-    pretty = False
-    for number, item in enumerate(_json_lines(path, name, bom)):
-        if number == 0 and isinstance(item, ReadError) and item.line is not None and first == b"{" \
-                and _looks_pretty_printed(path, bom, item.line):
-            pretty = True
-            break
-        yield item
-    if pretty:  # one object spread over several lines (or several such objects): read them as a stream
-        yield from _json_stream(path, name, bom, array=False)
+    yield from _json_lines(path, name, bom)
 
 
-def _looks_pretty_printed(path: Path, bom: int, line: int) -> bool:
-    """True when the first record line fails because an object spans several lines."""
+def _objects_span_lines(path: Path, bom: int) -> bool:
+    """True when the first record line (it starts with '{') cannot hold a whole object: it does not end
+    with '}', or it is too long to read as one line."""
     with open(path, "rb") as fh:
         fh.seek(bom)
-        for number, raw in enumerate(fh, start=1):
+        while True:
+            raw = fh.readline(LINE_LIMIT)
+            if not raw:
+                return False
+            if len(raw) == LINE_LIMIT and not raw.endswith(b"\n"):
+                return True
             text = raw.strip()
-            if not text:
-                continue
-            return number == line and text.startswith(b"{") and not text.endswith(b"}")
-    return False
+            if text:
+                return not text.endswith(b"}")
 
 
 def _json_lines(path: Path, name: str | None, bom: int, keep: LineFilter | None = None) -> Iterator[Item]:
@@ -67,11 +68,10 @@ def _json_lines(path: Path, name: str | None, bom: int, keep: LineFilter | None 
                 break
             number += 1
             if len(raw) == LINE_LIMIT and not raw.endswith(b"\n"):
-                while True:  # skip the rest of an oversized line without keeping it
-                    more = fh.readline(LINE_LIMIT)
-                    if not more or more.endswith(b"\n"):
-                        break
-                yield ReadError(number, f"line is longer than {LINE_LIMIT // (1024 * 1024)} MB; not read", name)
+                del raw
+                if keep is None or keep(number):
+                    yield ReadError(number, TOO_LONG, name)
+                skip_rest_of_line(fh)
                 continue
             if keep is not None and not keep(number):
                 continue
@@ -81,7 +81,7 @@ def _json_lines(path: Path, name: str | None, bom: int, keep: LineFilter | None 
                 except Exception:
                     pass
                 else:
-                    if type(value) is dict:
+                    if type(value) is dict and (raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH or not too_deep(raw)):
                         yield Record(number, value, name)
                         continue
             if not raw.strip():
@@ -93,6 +93,8 @@ def _parse_line(raw: bytes, number: int, name: str | None) -> Item:
     """The careful (slow) path: explain exactly what is wrong with one line."""
     ends_file = not raw.endswith(b"\n")
     text_bytes = raw.strip()
+    if too_deep(text_bytes):  # never handed to a recursive parser
+        return ReadError(number, DEPTH_MESSAGE, name)
     try:
         text = text_bytes.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -109,8 +111,8 @@ def _parse_line(raw: bytes, number: int, name: str | None) -> Item:
         if ends_file and exc.pos >= len(text) - 1 or ends_file and exc.msg.startswith("Unterminated"):
             return ReadError(number, f"the file ends in the middle of this record (truncated?): {exc.msg}", name)
         return ReadError(number, f"invalid JSON at column {exc.colno}: {exc.msg}", name)
-    except RecursionError:
-        return ReadError(number, "JSON nested too deeply to read", name)
+    except RecursionError:  # pragma: no cover - too_deep refuses such lines first
+        return ReadError(number, DEPTH_MESSAGE, name)
     if not isinstance(value, dict):
         return ReadError(number, f"a JSON {_json_type(value)}, not an object with named fields", name)
     return Record(number, value, name)
@@ -152,7 +154,8 @@ class _CharStream:
     def fill(self) -> bool:
         if self.eof:
             return False
-        data = self.fh.read(max(CHUNK, len(self.buf) - self.pos))
+        pending = len(self.buf) - self.pos  # doubling keeps re-parsing linear; the cap keeps a record bounded
+        data = self.fh.read(max(CHUNK, min(pending, LINE_LIMIT - pending)))
         if not data:
             self.eof = True
         text = self.decoder.decode(data, final=self.eof)
@@ -164,14 +167,13 @@ class _CharStream:
     def skip_ws(self) -> str | None:
         """Skip whitespace; the next character, or None at the end of the file."""
         while True:
-            buf, n, pos = self.buf, len(self.buf), self.pos
-            while pos < n and buf[pos] in " \t\r\n":
-                if buf[pos] == "\n":
-                    self.line += 1
-                pos += 1
-            self.pos = pos
-            if pos < n:
-                return buf[pos]
+            found = _NOT_BLANK.search(self.buf, self.pos)
+            end = found.start() if found else len(self.buf)
+            self.line += self.buf.count("\n", self.pos, end)
+            self.pos = end
+            if found:
+                return self.buf[end]
+            self.buf, self.pos, self.dirty = "", 0, False  # all read: do not keep a file of blanks
             if not self.fill():
                 return None
 
@@ -182,13 +184,16 @@ class _CharStream:
                 value, end = decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
                 incomplete = exc.pos >= len(self.buf) - 1 or exc.msg.startswith("Unterminated")
+                if incomplete and len(self.buf) - self.pos >= LINE_LIMIT:
+                    return (f"a record longer than {LINE_LIMIT // MB} million characters (or one that never ends: "
+                            "an unclosed string, array or object)")
                 if incomplete and self.fill():
                     continue
                 if incomplete:
                     return f"the file ends in the middle of this record (truncated?): {exc.msg}"
                 return f"invalid JSON: {exc.msg} (line {self.line + self.buf.count(chr(10), self.pos, exc.pos)})"
-            except RecursionError:
-                return "JSON nested too deeply to read"
+            except RecursionError:  # the C scanner's own limit, deeper than MAX_DEPTH
+                return DEPTH_MESSAGE.replace("; not read", "")
             if end >= len(self.buf) and self.fill():  # a number cut by the chunk edge: read on
                 continue
             return value, end
@@ -233,9 +238,12 @@ def _json_stream(path: Path, name: str | None, bom: int, *, array: bool) -> Iter
                 yield ReadError(start_line, result + "; the rest of the file was not read", name)
                 return
             value, end = result
+            deep = isinstance(value, (dict, list)) and too_deep(s.buf, start, end)
             s.line += s.buf.count("\n", start, end)
             s.pos = end
-            if s.dirty and _SURROGATE.search(s.buf, start, end):
+            if deep:
+                yield ReadError(start_line, DEPTH_MESSAGE, name)
+            elif s.dirty and _SURROGATE.search(s.buf, start, end):
                 yield ReadError(start_line, "not valid UTF-8 (it looks like Latin-1/Windows-1252)", name)
             elif isinstance(value, dict):
                 if not array and len(value) == 1 and _rows_nested_under_one_key(value):

@@ -5,7 +5,8 @@ per format), a directory of such files (folders.py), or a Hub dataset id (hub_da
 `open_source` resolves it (or raises a TuneforgeError saying why it cannot be read);
 `Source.records()` yields a `Record` per row and a `ReadError` per unreadable line, and keeps going
 after errors so that all bad lines can be listed. Memory stays bounded: files are read a line (or a
-chunk) at a time; nothing keeps rows.
+chunk) at a time, nothing keeps rows, and no line, value, field or cell is loaded past the limits in
+read_limits.py; binary files behind a data extension are known by their first bytes (text_files.py).
 """
 
 from __future__ import annotations
