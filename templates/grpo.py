@@ -30,8 +30,9 @@ What it does:
   in method_args.reward_functions (see REWARDS: format, length, accuracy, exact_match) and trains with
   TRL's GRPOTrainer; an unknown name stops the run at once, listing the known ones;
 - prints one structured event per logging step: `##tuneforge-event {"type": "progress", ...}`;
-- writes result.json (mean eval reward before/after, per-function rewards, train loss, runtime, tokens,
-  peak memory, samples), the adapter (or full model), the merged model on request, and a model card.
+- writes result.json (reward_before / reward_after: the mean reward on the held-out prompts; per-function
+  rewards, train loss, runtime, tokens, peak memory, samples), the adapter (or full model), the merged
+  model on request, and a model card.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its helpers travel next to it (jobs/workspace.py)
 from _shared.events import EVENT_PREFIX  # noqa: E402, F401  (part of every template's surface)
+from _shared.rewards import REFERENCE_COLUMNS, REWARD_NAMES, unknown_rewards  # noqa: E402
 from _events import emit, fail  # noqa: E402
 from _config import KNOWN_TOP_KEYS  # noqa: E402, F401  (part of every template's surface)
 from _launch import begin, start_run  # noqa: E402
@@ -58,7 +60,6 @@ from _finish import write_model_card as write_card  # noqa: E402
 METHOD = "grpo"
 # TRL log key -> progress/eval event field (per-function means are added as reward_<name>)
 METRICS = {"reward": "reward", "reward_std": "reward_std", "completions/mean_length": "completion_length"}
-REFERENCE_COLUMNS = ("answer", "solution", "reference", "ground_truth", "target", "expected")
 FORMAT_COLUMNS = ("format_regex", "format")
 RESERVED_COLUMNS = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 THINK_FORMAT = re.compile(r"\s*<think>(?:(?!<think>).)*?</think>\s*\S.*", re.DOTALL)
@@ -202,10 +203,11 @@ def accuracy_reward(completions, **kwargs) -> list[float | None]:
 
 
 REWARDS = {"format": format_reward, "length": length_reward, "accuracy": accuracy_reward, "exact_match": exact_match_reward}
+assert set(REWARDS) == set(REWARD_NAMES), "templates/_shared/rewards.py lists the reward names this template implements"
 
 
 def check_reward_names(names: list[str]) -> None:
-    unknown = [n for n in names if n not in REWARDS]
+    unknown = unknown_rewards(names)
     if unknown or not names:
         what = f"unknown reward function(s) {unknown}" if unknown else "no reward functions named"
         fail(f"{what} in method_args.reward_functions; the built-in ones are: {', '.join(sorted(REWARDS))}")
@@ -275,7 +277,7 @@ def write_model_card(path: Path, cfg: dict, result: dict) -> None:
                method_rows=[f"| method | grpo, {pcfg['kind']} (r={pcfg['r']}, alpha={pcfg['alpha']}) |",
                             f"| rewards | {', '.join(result.get('reward_functions') or [])} ({result.get('num_generations')} completions "
                             f"per prompt, up to {result.get('max_completion_length')} tokens) |"],
-               metric_rows=[before_after("mean eval reward", result, "mean_reward")])
+               metric_rows=[before_after("mean eval reward", result, "reward")])
 
 
 def evaluate_into(trainer, result: dict, when: str) -> None:
@@ -287,7 +289,7 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
         fields = reward_fields(trainer.evaluate(), "eval_")
     finally:
         trainer.args.report_to = report_to
-    result[f"mean_reward_{when}"] = fields.pop("reward")
+    result[f"reward_{when}"] = fields.pop("reward")  # mean reward on the held-out prompts
     result[f"rewards_{when}"] = {k.removeprefix("reward_"): v for k, v in fields.items()
                                  if k.startswith("reward_") and k != "reward_std"}
 

@@ -212,7 +212,7 @@ MALFORMED = [
     ("validate_dataset", {"source": ""}),
     ("validate_dataset", {"source": "data.jsonl", "method": "rlhf"}),
     ("plan_training", {"model": "Qwen/Qwen3-0.6B", "method": "ppo"}),
-    ("plan_training", {}),
+    ("plan_training", {"model": "Qwen/Qwen3-0.6B", "rows": 0}),  # model may come from config/config_path: not required
 ]
 
 
@@ -255,7 +255,8 @@ def test_the_dataset_doctor_and_planner_answer_through_the_server(smollm2_dir: P
     async def body(session):
         return (
             await session.call_tool("validate_dataset", {"source": str(DEMO), "method": "sft"}),
-            await session.call_tool("plan_training", {"model": str(smollm2_dir), "method": "sft", "dataset": str(DEMO)}),
+            await session.call_tool("plan_training", {"model": str(smollm2_dir), "method": "sft", "dataset": str(DEMO),
+                                                      "backend": "hf"}),
         )
 
     report, plan = in_memory(body)

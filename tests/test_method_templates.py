@@ -193,13 +193,29 @@ def test_accuracy_without_a_reference_column_stops_the_run_naming_what_it_looks_
     assert len(funcs) == 2 and funcs[0](["x"], completion_ids=[[1] * 32]) == [1.0]  # target: half of 64
 
 
-def test_a_job_with_an_unknown_reward_ends_in_error_before_any_training(tiny_llama_dir: Path, tmp_path: Path):
+def test_the_template_and_the_server_share_one_list_of_reward_names():
+    from tuneforge.templates._shared.rewards import REWARD_NAMES
+
+    assert tuple(sorted(load_template("grpo").REWARDS)) == REWARD_NAMES
+    with pytest.raises(ValueError, match="bleu"):  # refused when the config is validated, before any job
+        RunConfig.model_validate({"model": "a/b", "method": "grpo", "dataset": {"path": "c/d"},
+                                  "method_args": {"reward_functions": ["bleu"]}})
+
+
+def test_a_config_with_an_unknown_reward_stops_the_template_before_any_training(tiny_llama_dir: Path, tmp_path: Path):
+    """The template's own check, for a config that reached it unvalidated (the server refuses it first)."""
     data = write_jsonl(tmp_path / "prompts.jsonl", [{"prompt": "hi"}])
-    done, log, events = run_job({"model": str(tiny_llama_dir), "method": "grpo", "dataset": {"path": str(data)},
-                                 "method_args": {"reward_functions": ["bleu"]}})
-    assert done.stage == "ERROR"
-    assert "format, length" in done.error and "bleu" in done.error
-    assert "progress" not in events and events["status"][-1]["message"].startswith("error: unknown reward")
+    config = RunConfig.model_validate({"model": str(tiny_llama_dir), "method": "grpo", "dataset": {"path": str(data)},
+                                       "output_dir": str(tmp_path / "out")})
+    cfg = json.loads(config.model_dump_json())
+    cfg["method_args"]["reward_functions"] = ["bleu"]
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(cfg))
+    out = subprocess.run([sys.executable, str(paths.template_path("grpo")), "--config", str(path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode != 0 and "bleu" in out.stderr and "format, length" in out.stderr
+    events = [e for e in map(parse_event, out.stdout.splitlines()) if e]
+    assert not [e for e in events if e["type"] == "progress"]
 
 
 # ---- data handling (no training) ------------------------------------------------------------------
@@ -342,7 +358,7 @@ def test_a_real_grpo_run_scores_sampled_completions_with_the_rows_own_columns(ti
     assert all(h["rewards/accuracy_reward/mean"] is not None for h in history)  # the solution column was read
     assert all(h["completions/max_length"] <= 8 for h in history)
     assert COMMON_RESULT_KEYS <= set(result) and result["tokens_trained"] > 0
-    assert result["mean_reward_before"] is not None and result["mean_reward_after"] is not None
+    assert result["reward_before"] is not None and result["reward_after"] is not None  # held-out mean reward
     assert set(result["rewards_after"]) == {"format", "length", "accuracy"}
     assert result["num_generations"] == 2 and result["reward_functions"] == ["format", "length", "accuracy"]
     assert (Path(result["adapter_dir"]) / "adapter_config.json").is_file()

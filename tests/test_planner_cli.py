@@ -42,7 +42,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.Comple
 
 
 def test_plan_json_has_the_issue_shape(capsys: pytest.CaptureFixture[str], qwen3_dir: str, prefs: str) -> None:
-    out = run_cli(capsys, "--model", qwen3_dir, "--method", "dpo", "--dataset", prefs, "--max-length", "1024", "--json")
+    out = run_cli(capsys, "--model", qwen3_dir, "--method", "dpo", "--dataset", prefs, "--max-length", "1024",
+                  "--backend", "hf", "--json")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert ISSUE_KEYS <= set(plan)
@@ -57,14 +58,16 @@ def test_plan_json_has_the_issue_shape(capsys: pytest.CaptureFixture[str], qwen3
 
 
 def test_plan_prints_a_report_for_people(capsys: pytest.CaptureFixture[str], qwen3_dir: str) -> None:
-    out = run_cli(capsys, "--model", qwen3_dir, "--rows", "3000", "--peft", "lora", "--flavor", "a10g-large")
+    out = run_cli(capsys, "--model", qwen3_dir, "--rows", "3000", "--peft", "lora", "--flavor", "a10g-large",
+                  "--backend", "hf")
     assert out.returncode == 0, out.stderr
     assert "Peak memory" in out.stdout and "a10g-large" in out.stdout and "timeout" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
 
 
 def test_plan_budget_flag_proposes_max_steps(capsys: pytest.CaptureFixture[str], qwen3_dir: str) -> None:
-    out = run_cli(capsys, "--model", qwen3_dir, "--rows", "200000", "--max-length", "2048", "--budget-usd", "0.5", "--json")
+    out = run_cli(capsys, "--model", qwen3_dir, "--rows", "200000", "--max-length", "2048", "--budget-usd", "0.5",
+                  "--backend", "hf", "--json")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     assert plan["within_budget"] is False and plan["max_steps"] >= 1
@@ -81,5 +84,5 @@ def test_plan_errors_exit_2_with_message_and_fix(capsys: pytest.CaptureFixture[s
     assert out.returncode == 2
     assert "no config.json" in " ".join(out.stderr.split()) and "Traceback" not in out.stderr
     out = run_cli(capsys, "--model", str(tmp_path / "nocfg"), "--rows", "10", "--epochs", "-1", "--json")
-    assert out.returncode == 2 and "epochs must be positive" in json.loads(out.stdout)["error"]
-    assert json.loads(out.stdout)["code"] == "plan.invalid_epochs"
+    assert out.returncode == 2 and "train.epochs" in json.loads(out.stdout)["error"]  # the same schema as train
+    assert json.loads(out.stdout)["code"] == "config.invalid"

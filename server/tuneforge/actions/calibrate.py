@@ -16,9 +16,10 @@ from typing import Any
 
 from .. import paths
 from ..config import RunConfig
+from ..config.overrides import planning_config, run_overrides
 from ..errors import TuneforgeError
 from ..jobs.service import JobService
-from ..planner import PlanRequest, build_plan, plan_request
+from ..planner import PlanRequest, build_plan
 from ..planner.dataset_stats import dataset_rows, dataset_stats, estimate_local
 from ..planner.hardware import (
     calibration_path,
@@ -28,6 +29,7 @@ from ..planner.hardware import (
 )
 from ..planner.memory import GiB, Workload, memory_breakdown
 from ..planner.model_source import resolve_architecture
+from ..planner.request import request_for_config
 from ..planner.throughput import training_throughput
 from ..planner.workload import (
     gradient_checkpointing,
@@ -36,20 +38,41 @@ from ..planner.workload import (
 )
 from ..reports.plan import Calibration, Plan
 from ..types import Method, Stage
+from .resolve import DEFAULT_BACKEND, resolve_run
 from .train import start_training
 
 CANARY_STEPS = 5
 CANARY_TIMEOUT_SECONDS = 30 * 60
 
 
-def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, *, calibrate: bool = False,
-         calibrate_steps: int | None = None, **options: Any) -> Plan:
-    """The planner's plan (options: PlanRequest's fields); with `calibrate`, the canary's measurements beside it."""
-    request = plan_request(model, method, dataset, **options)
-    result = build_plan(request)
+def plan_run(config: RunConfig, *, backend: str = DEFAULT_BACKEND, flavor: str | None = None,
+             dataset_given: bool = True, rows: int | None = None, budget_usd: float | None = None,
+             calibrate: bool = False, calibrate_steps: int | None = None) -> Plan:
+    """The plan `train` would run this config under (resolve_run, without submitting); with `calibrate`, the
+    canary's measurements beside it. `rows` and `budget_usd` are what-ifs only a plan takes."""
+    resolved = resolve_run(config, backend=backend, flavor=flavor, submit=False, dataset_given=dataset_given,
+                           rows=rows, budget_usd=budget_usd)
+    result = resolved.plan
+    assert result is not None
     if calibrate:
+        request = request_for_config(resolved.config, backend=backend, flavor=flavor, rows=rows, budget_usd=budget_usd,
+                                     dataset=config.dataset.path if dataset_given else None)
         result = run_canary(request, result, steps=int(calibrate_steps or CANARY_STEPS))
     return result
+
+
+#: plan()'s keywords that are not run options
+PLAN_ONLY = ("backend", "flavor", "rows", "budget_usd", "calibrate", "calibrate_steps")
+
+
+def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, *, calibrate: bool = False,
+         calibrate_steps: int | None = None, backend: str = DEFAULT_BACKEND, flavor: str | None = None,
+         rows: int | None = None, budget_usd: float | None = None, **options: Any) -> Plan:
+    """plan_run from flat options (config.overrides.RUN_FIELDS' names: batch_size, peft, max_steps, ...)."""
+    overrides = run_overrides({"model": model, "method": method, "dataset": dataset, **options})
+    config, dataset_given = planning_config(None, overrides=overrides, source="plan options")
+    return plan_run(config, backend=backend, flavor=flavor, dataset_given=dataset_given, rows=rows,
+                    budget_usd=budget_usd, calibrate=calibrate, calibrate_steps=calibrate_steps)
 
 
 def sample_rows(dataset: str, n: int, target: Path) -> Path:
@@ -95,6 +118,8 @@ def run_canary(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS,
                   "gradient_accumulation_steps": req.grad_accum, "logging_steps": 1, "save_steps": 100000,
                   "gradient_checkpointing": req.gradient_checkpointing, "precision": req.precision,
                   "optimizer": req.optimizer},
+        "method_args": {"num_generations": req.num_generations, "max_completion_length": req.max_completion_length,
+                        "reward_functions": plan.reward_functions or ["length"]},  # any reward measures the run
         "max_length": req.max_length, "packing": req.packing, "output_dir": str(work_dir / "outputs"),
         "timeout_seconds": int(timeout),
     }, source="calibration canary")
@@ -150,4 +175,4 @@ def run_canary(req: PlanRequest, plan: Plan, *, steps: int = CANARY_STEPS,
     return plan
 
 
-__all__ = ["plan", "run_canary", "sample_rows", "load_calibration", "calibration_path", "CANARY_STEPS"]
+__all__ = ["plan", "plan_run", "PLAN_ONLY", "run_canary", "sample_rows", "load_calibration", "calibration_path", "CANARY_STEPS"]

@@ -1,7 +1,8 @@
 """Starting a training run: config + plan + backend -> a job. Shared by the CLI, MCP and the Python API.
 
-The plan is made once, here, and the job runs under it: its flavor, its launch (GPUs and strategy), its
-price and its timeout. Backends receive the result and do not work any of it out again.
+The run is resolved once (actions/resolve.py: the checks, peft auto, GRPO rewards, the plan) and the job
+runs under that plan: its flavor, its launch (GPUs and strategy), its price and its timeout, recorded as
+job.plan. Backends receive the result and do not work any of it out again.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import importlib.util
 
 from ..config import RunConfig
 from ..errors import ConfigError, MissingDependency
-from ..flavors import launch_for_flavor
 from ..jobs.service import JobService, SubmitResult
-from ..planner import plan_for_config
-from ..reports.plan import Plan
 from ..types import BackendName
+from .resolve import DEFAULT_BACKEND, resolve_launch, resolve_run
+
+__all__ = ["start_training", "require_push_target", "check_local_training_deps", "resolve_launch", "TRAIN_PACKAGES"]
 
 TRAIN_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets")
 
@@ -37,39 +38,26 @@ def require_push_target(config: RunConfig, backend: str) -> None:
         )
 
 
-def resolve_launch(config: RunConfig, backend: str, flavor: str | None, plan: Plan | None) -> RunConfig:
-    """The config the job runs with: the plan's timeout unless one was given, the flavor's launch on hf."""
-    if plan is not None and plan.timeout_seconds and "timeout_seconds" not in config.model_fields_set:
-        config = config.model_copy(update={"timeout_seconds": plan.timeout_seconds})
-    if backend != BackendName.HF or not flavor:
-        return config
-    if "launch" in config.model_fields_set:
-        return config  # given by the user: the job service checks it against the flavor
-    distributed = plan.distributed if plan is not None else None
-    return config.model_copy(update={"launch": launch_for_flavor(flavor, distributed, config.launch)})
-
-
 def start_training(
     config: RunConfig,
     *,
-    backend: str = "local",
+    backend: str = DEFAULT_BACKEND,
     flavor: str | None = None,
     service: JobService | None = None,
     skip_plan: bool = False,
 ) -> SubmitResult:
+    """Check, plan (resolve_run: the same resolution `plan` shows) and submit; nothing is created on a refusal."""
     service = service or JobService()
-    warnings: list[str] = []
     if backend == BackendName.LOCAL:
         check_local_training_deps()
     require_push_target(config, backend)
-    plan = None if skip_plan else plan_for_config(config, backend=backend, flavor=flavor)
-    if plan is not None:
-        flavor = flavor or plan.flavor
-        warnings.extend(plan.warnings)
-    elif backend == BackendName.HF:
+    resolved = resolve_run(config, backend=backend, flavor=flavor, submit=True, skip_plan=skip_plan)
+    plan, config, flavor = resolved.plan, resolved.config, resolved.flavor
+    # the plan's warnings, then what was chosen for the user (GRPO rewards, peft auto's learning rate)
+    warnings = list(resolved.warnings) + [n for n in resolved.notes if n not in resolved.warnings]
+    if plan is None and backend == BackendName.HF:
         warnings.append("No plan was made (model info unavailable): flavor and timeout are used as given, "
                         "with no time or cost estimate.")
-    config = resolve_launch(config, backend, flavor, plan)
     job = service.submit_training(
         config, backend=backend, plan=plan, flavor=flavor, price_per_hour=plan.price_per_hour if plan is not None else None,
         gpus=config.launch.gpus,

@@ -106,6 +106,8 @@ def render_status(s: JobStatus) -> None:
     result = (s.outputs or {}).get("result")
     if result:
         out.print(f"outputs: {s.outputs.get('output_dir')}")
+        if "reward_before" in result or "reward_after" in result:  # GRPO: mean reward on the held-out prompts
+            out.print(f"  reward before -> after: {result.get('reward_before')} -> {result.get('reward_after')}")
         for key in ("eval_loss_before", "eval_loss_after", "train_loss", "runtime_seconds", "tokens_trained"):
             if key in result:
                 out.print(f"  {key}: {result[key]}")

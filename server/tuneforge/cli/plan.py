@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
-from ..types import BACKENDS, METHODS
 from . import output
+from .train import add_run_flags, plan_config_from_args
 
 if TYPE_CHECKING:
     from ..reports.plan import Plan
@@ -19,27 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan",
         help="Plan hardware, memory, time, cost and timeout for a fine-tuning run.",
-        description="Plan a fine-tuning run: model size from its config, a per-component memory breakdown, the "
-        "cheapest Hugging Face Jobs flavor that fits (or this machine), time from FLOPs, cost and a safe timeout.",
+        description="Plan a fine-tuning run: the same --config file and flags as `tuneforge train`, resolved the same "
+        "way (the plan is the one `train` submits the job under). Model size from its config, a per-component memory "
+        "breakdown, the cheapest Hugging Face Jobs flavor that fits (--backend hf) or this machine, time from FLOPs, "
+        "cost and a safe timeout.",
     )
-    p.add_argument("--model", required=True, help="Hub model id or local model directory.")
-    p.add_argument("--method", choices=METHODS, default="sft", help="Training method (default sft).")
-    p.add_argument("--dataset", help="Training data (local file/folder or Hub dataset id): rows and tokens per row.")
-    p.add_argument("--rows", type=int, help="Number of training rows (overrides the count from --dataset).")
-    p.add_argument("--max-length", type=int, help="Maximum tokens per sequence (default 1024).")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, help="Per-device batch size (default 4).")
-    p.add_argument("--grad-accum", type=int, help="Gradient accumulation steps (default 1).")
-    p.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")
-    p.add_argument("--peft", choices=["auto", "lora", "qlora", "none"], default="auto",
-                   help="auto: full fine-tuning up to 3B parameters, LoRA above, QLoRA when LoRA does not fit.")
-    p.add_argument("--lora-r", type=int)
-    p.add_argument("--backend", choices=BACKENDS, default="hf", help="Plan for Hugging Face Jobs (default) or this machine.")
-    p.add_argument("--flavor", help="Plan on this Hugging Face Jobs flavor only (e.g. a10g-large).")
+    add_run_flags(p)
+    p.add_argument("--rows", type=int, help="Plan for this many rows (instead of, or without, --dataset's count).")
     p.add_argument("--budget-usd", type=float, help="Spending limit: over it, the plan proposes max_steps or a cheaper setup.")
-    p.add_argument("--num-generations", type=int, help="GRPO completions per prompt (default 4).")
-    p.add_argument("--max-completion-length", type=int, help="GRPO completion length (default 128).")
-    p.add_argument("--gradient-checkpointing", choices=["on", "off"], help="Default: on for GPUs, off on CPU.")
     p.add_argument("--calibrate", action="store_true",
                    help="Also run a short local canary through the real training template and report measured "
                    "tokens/s and peak memory next to the prediction (minutes).")
@@ -48,31 +35,43 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..actions.calibrate import plan
+    from ..actions.calibrate import plan_run
 
-    extra: dict[str, Any] = {}
-    for key, dest in (("grad_accum", "grad_accum"), ("max_steps", "max_steps"), ("lora_r", "lora_r"),
-                      ("num_generations", "num_generations"), ("max_completion_length", "max_completion_length")):
-        value = getattr(args, key)
-        if value is not None:
-            extra[dest] = value
-    if args.gradient_checkpointing:
-        extra["gradient_checkpointing"] = args.gradient_checkpointing == "on"
-    result = plan(
-        args.model, method=args.method, dataset=args.dataset, max_length=args.max_length, epochs=args.epochs,
-        batch_size=args.batch_size, peft=args.peft, backend=args.backend, flavor=args.flavor,
-        budget_usd=args.budget_usd, rows=args.rows, calibrate=args.calibrate, **extra,
-    )
+    config, dataset_given = plan_config_from_args(args)
+    result = plan_run(config, backend=args.backend, flavor=args.flavor, dataset_given=dataset_given, rows=args.rows,
+                      budget_usd=args.budget_usd, calibrate=args.calibrate)
     output.emit(args, result, render)
     return 0
 
 
-def render(p: Plan) -> None:
-    out = output.stdout
+def headline(p: Plan) -> str:
+    """Model, size (marked when guessed from the name), method, peft and where."""
     where = (f"{p.flavor} ({p.gpus} GPU{'s' if p.gpus > 1 else ''}{', ' + p.distributed if p.distributed else ''}, "
              f"{p.vram_gb:g} GB)") if p.flavor else f"this machine ({p.vram_gb:g} GB)"
     size = f"{p.params_b:g}B" + (f" ({p.active_params_b:g}B active)" if p.active_params_b else "")
-    out.print(f"[bold]{escape(p.model)}[/bold] {size}, {p.method}, peft [bold]{p.peft}[/bold] on [bold]{escape(where)}[/bold]")
+    if p.params_guessed:
+        size = f"~{size} [bold yellow](GUESSED from the name: no config.json found)[/bold yellow]"
+    return (f"[bold]{escape(p.model)}[/bold] {size}, {p.method}, peft [bold]{p.peft}[/bold], {p.precision} "
+            f"on [bold]{escape(where)}[/bold]")
+
+
+def rows_line(p: Plan) -> str | None:
+    """Rows before and after the eval hold-out."""
+    if p.rows is None:
+        return None
+    if p.eval_rows:
+        return (f"Rows {p.rows:,}: {p.train_rows:,} train + {p.eval_rows:,} held out for eval "
+                f"(--eval-fraction or --eval-dataset change it)")
+    return f"Rows {p.rows:,}, all trained on (no eval hold-out)"
+
+
+def render(p: Plan) -> None:
+    out = output.stdout
+    out.print(headline(p))
+    if (rows := rows_line(p)) is not None:
+        out.print(rows)
+    if p.reward_functions:
+        out.print(f"Rewards: {', '.join(p.reward_functions)}")
 
     mem = Table(title="Peak memory per device (GiB)", show_header=True, title_justify="left")
     mem.add_column("component")

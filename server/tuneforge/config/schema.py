@@ -22,7 +22,10 @@ from pydantic import (
     model_validator,
 )
 
+from ..errors import ConfigError
 from ..paths import outside_allowed_roots
+from ..templates._shared.data_files import EXTENSIONS
+from ..templates._shared.rewards import REWARD_NAMES, reward_choices, unknown_rewards
 from ..types import Method
 from .files import config_error, load_mapping
 
@@ -56,15 +59,35 @@ def is_stored(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get("stored"))
 
 
+#: file endings that say "a local file" (data files, and model files a user may point at by mistake)
+PATH_SUFFIXES = (*EXTENSIONS, ".safetensors", ".gguf", ".bin", ".yaml", ".yml", ".txt")
+
+
+def looks_like_path(value: str) -> bool:
+    """A value meant as a local path, never a Hub id: it starts with / ./ ../ ~ (or .\\), ends in a file
+    extension, holds a backslash or more than one slash (a Hub id has at most one)."""
+    return (value.startswith(("/", "./", "../", "~", ".\\")) or Path(value).suffix.lower() in PATH_SUFFIXES
+            or value.count("/") > 1 or "\\" in value)
+
+
+def path_exists(value: str) -> bool:
+    """Whether the path VALUE names something; False, not an exception, for a path no file system can
+    hold (a name too long, an unknown ~user, a NUL byte)."""
+    try:
+        return Path(value).expanduser().exists()
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
 def check_model_ref(value: str, what: str = "model") -> str:
-    """A model or dataset reference: an existing local path, or a Hub repo id."""
+    """A model or dataset reference: an existing local path, or a Hub repo id. A value that looks like a
+    path (see looks_like_path) and does not exist is an error, never a Hub lookup at run time."""
     _check_token(value, what)
-    p = Path(value).expanduser()
-    looks_local = value.startswith(("/", "./", "../", "~")) or p.exists()
+    looks_local = looks_like_path(value) or path_exists(value)
     if looks_local:
-        if not p.exists():
+        if not path_exists(value):
             raise ValueError(f"{what} path {value!r} does not exist")
-        return str(p.resolve())
+        return str(Path(value).expanduser().resolve())
     if not is_repo_id(value):
         raise ValueError(
             f"{what} {value!r} is neither an existing local path nor a Hub id like 'owner/name'"
@@ -113,11 +136,17 @@ class DatasetSpec(Strict):
         for target, source in v.items():
             check_name(target, "column_map target")
             _check_token(source, "column_map source")
+            if "=" in source:
+                raise ValueError(f"column_map source {source!r} holds '=': give one entry per rename "
+                                 "(target -> source), e.g. {'prompt': 'question', 'chosen': 'good_response'}")
         return v
 
 
 class PeftSpec(Strict):
-    kind: Literal["lora", "qlora", "none"] = "lora"
+    kind: Literal["lora", "qlora", "none", "auto"] = Field(
+        default="lora", description="lora (default), qlora, none (full fine-tune), or auto: the planner's choice "
+        "(full fine-tuning up to 3B parameters on a GPU, LoRA above or on CPU, QLoRA when LoRA does not fit), "
+        "written into the config the job runs with.")
     r: int = Field(default=16, ge=1, le=1024)
     alpha: int = Field(default=32, ge=1, le=4096)
     dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
@@ -159,16 +188,19 @@ class MethodSpec(Strict):
     num_generations: int = Field(default=4, ge=2, le=64, description="GRPO completions per prompt.")
     max_completion_length: int = Field(default=128, ge=1, le=32768)
     reward_functions: list[str] = Field(
-        default_factory=lambda: ["format", "length"],
-        description="Names of the GRPO template's built-in reward functions.",
+        default_factory=list,
+        description=f"GRPO's built-in reward functions ({', '.join(REWARD_NAMES)}). Empty: accuracy when the data "
+        "has a reference column (answer, solution, ...), else the run is refused until one is named.",
     )
 
     @field_validator("reward_functions")
     @classmethod
-    def _rewards(cls, v: list[str]) -> list[str]:
+    def _rewards(cls, v: list[str], info: ValidationInfo) -> list[str]:
         for name in v:
             check_name(name, "reward function")
-        return v
+        if not is_stored(info) and (unknown := unknown_rewards(v)):
+            raise ValueError(f"unknown reward function(s) {unknown}; the built-in ones are {', '.join(REWARD_NAMES)}")
+        return list(dict.fromkeys(v))
 
 
 class TrackioSpec(Strict):
@@ -270,7 +302,34 @@ class RunConfig(Strict):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+        """A user's config, validated; a missing path and an unknown reward get their own codes."""
+        precheck(data, source)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             raise config_error(exc, source) from None
+
+
+def precheck(data: dict[str, Any], source: str) -> None:
+    """What deserves its own error code before the schema runs: a path that does not exist
+    (config.path_not_found) and a reward function GRPO does not have (config.unknown_reward)."""
+    if not isinstance(data, dict):
+        return
+    dataset = data.get("dataset")
+    refs = [("model", data.get("model"))]
+    if isinstance(dataset, dict):
+        refs += [("dataset.path", dataset.get("path")), ("dataset.eval_path", dataset.get("eval_path"))]
+    for field, value in refs:
+        if isinstance(value, str) and value.strip() and looks_like_path(value) and not path_exists(value):
+            what = "model" if field == "model" else "dataset file"
+            raise ConfigError(
+                f"The {what} {value!r} ({field}, {source}) does not exist.",
+                f"Check the path (relative paths start from {Path.cwd()}); a Hub id is written owner/name.",
+                code="config.path_not_found", details={"field": field, "path": value})
+    margs = data.get("method_args")
+    names = margs.get("reward_functions") if isinstance(margs, dict) else None
+    if isinstance(names, list) and (unknown := unknown_rewards([str(n) for n in names])):
+        raise ConfigError(
+            f"Unknown reward function(s) {', '.join(map(repr, unknown))} ({source}).",
+            f"Use the built-in ones: {reward_choices()}.",
+            code="config.unknown_reward", details={"unknown": unknown, "choices": list(REWARD_NAMES)})

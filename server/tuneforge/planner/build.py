@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import RunConfig, format_duration
 from ..flavors import HardwareTable
+from ..reports.dataset import DatasetReport
 from ..reports.plan import Plan
 from ..types import Method
 from .architecture import count_active_parameters, count_parameters
@@ -25,9 +26,9 @@ from .explain import (
 )
 from .hardware import hardware_table, local_machine
 from .model_source import resolve_architecture
-from .request import PlanRequest, plan_request, request_for_config
+from .request import CONFIG_DATASET, PlanRequest, plan_request, request_for_config
 from .timeout import job_timeout
-from .workload import device_for, gradient_checkpointing, run_shape
+from .workload import device_for, gradient_checkpointing, run_shape, weights_precision
 
 
 def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = None, **options: Any) -> Plan:
@@ -40,15 +41,20 @@ def plan(model: str, method: Method | str = Method.SFT, dataset: str | None = No
     return build_plan(plan_request(model, method, dataset, **options))
 
 
-def plan_for_config(config: RunConfig, *, backend: str, flavor: str | None) -> Plan:
-    """The plan for exactly this config, as `train` submits it. Raises TuneforgeError when nothing fits."""
-    return build_plan(request_for_config(config, backend=backend, flavor=flavor))
+def plan_for_config(config: RunConfig, *, backend: str, flavor: str | None, rows: int | None = None,
+                    budget_usd: float | None = None, dataset: str | None = CONFIG_DATASET) -> Plan:
+    """The plan for exactly this config, as `train` submits it (`rows`, `budget_usd`: the plan's what-ifs;
+    `dataset=None`: no data to read). Raises TuneforgeError when nothing fits."""
+    return build_plan(request_for_config(config, backend=backend, flavor=flavor, rows=rows, budget_usd=budget_usd,
+                                         dataset=dataset))
 
 
-def build_plan(req: PlanRequest) -> Plan:
+def build_plan(req: PlanRequest, *, report: DatasetReport | None = None) -> Plan:
+    """The plan for a request; `report`: the doctor's report on req.dataset when the caller already has it."""
     arch, notes = resolve_architecture(req.model)
     warnings: list[str] = []
-    if arch.source.startswith("guessed"):
+    guessed = arch.source.startswith("guessed")
+    if guessed:
         warnings.append(notes[0])
     n_params = count_parameters(arch)
     n_active = count_active_parameters(arch)
@@ -56,14 +62,14 @@ def build_plan(req: PlanRequest) -> Plan:
         notes.append(moe_note(arch, n_params, n_active))
 
     stats = dataset_stats(req.dataset, method=req.method, model=req.model, max_length=req.max_length, rows=req.rows,
-                          use_doctor=req.use_doctor)
+                          use_doctor=req.use_doctor, report=report)
     notes.extend(stats.notes)
     if stats.rows is None:
         warnings.append(unknown_rows_warning())
 
     if req.backend == "local":
         if req.flavor:
-            warnings.append(f"--flavor {req.flavor} is ignored for --backend local (it names Hugging Face Jobs hardware).")
+            warnings.append(f"The flavor {req.flavor} is ignored for the local backend (it names Hugging Face Jobs hardware).")
         machine = local_machine()
         candidates = local_candidates(arch, req, stats, machine)
         table: HardwareTable | None = None
@@ -90,7 +96,7 @@ def build_plan(req: PlanRequest) -> Plan:
     warnings.extend(timeout_warnings)
 
     result = Plan(
-        model=req.model, params_b=round(n_params / 1e9, 3),
+        model=req.model, params_b=round(n_params / 1e9, 3), params_guessed=guessed,
         active_params_b=round(n_active / 1e9, 3) if arch.is_moe else None,
         architecture=architecture_summary(arch), method=req.method, peft=chosen.peft,
         lora_r=req.lora_r if chosen.peft != "none" else None, backend=req.backend,
@@ -98,9 +104,9 @@ def build_plan(req: PlanRequest) -> Plan:
         vram_gb=round(chosen.capacity_gb * chosen.gpus if chosen.flavor else chosen.capacity_gb, 1),
         memory_gb=chosen.memory,
         headroom_pct=round(100 * (1 - chosen.memory.total / chosen.capacity_gb), 1) if chosen.capacity_gb else None,
-        precision=chosen.precision, gradient_checkpointing=gradient_checkpointing(req, device),
+        precision=weights_precision(chosen.precision, device), gradient_checkpointing=gradient_checkpointing(req, device),
         batch_size=req.batch_size, gradient_accumulation_steps=req.grad_accum, max_length=req.max_length,
-        seq_len=work.seq_len, rows=stats.rows, epochs=req.epochs, steps=work.steps, max_steps=req.max_steps,
+        seq_len=work.seq_len, rows=stats.rows, train_rows=work.train_rows, eval_rows=work.eval_rows, epochs=req.epochs, steps=work.steps, max_steps=req.max_steps,
         tokens=work.tokens, tokens_per_second=rounded(chosen.tokens_per_second, 1), utilisation=chosen.utilisation,
         flops_per_token=rounded(chosen.flops_per_token, -6), train_hours=rounded(chosen.train_hours, 3),
         overhead_minutes=round(chosen.overhead_minutes, 1), hours=rounded(chosen.hours, 3),

@@ -146,9 +146,10 @@ def estimate_local(dataset: str, method: str, *, count_rows: bool = True) -> Dat
 
 
 def dataset_stats(dataset: str | None, *, method: str, model: str | None, max_length: int | None,
-                  rows: int | None = None, use_doctor: bool = True) -> DatasetStats:
+                  rows: int | None = None, use_doctor: bool = True, report: DatasetReport | None = None) -> DatasetStats:
     """Rows and token statistics for planning. `rows` overrides the row count; without `use_doctor` the
-    doctor's full pass is skipped and a local dataset's rows are estimated directly."""
+    doctor's full pass is skipped and a local dataset's rows are estimated directly; `report` is the doctor's
+    report on `dataset` when the caller already read it."""
     if rows is not None and rows <= 0:
         raise TuneforgeError(f"rows must be positive (got {rows}).", "Pass --rows with the number of training examples, or omit it.",
                              code="plan.invalid_rows")
@@ -157,7 +158,7 @@ def dataset_stats(dataset: str | None, *, method: str, model: str | None, max_le
     if dataset:
         is_local = Path(dataset).expanduser().exists()
         if use_doctor:
-            stats = from_doctor(dataset, method, model, max_length)
+            stats = stats_from_report(report) if report is not None else from_doctor(dataset, method, model, max_length)
             if stats.rows is None:
                 notes.extend(stats.notes)
                 stats = None
@@ -171,7 +172,7 @@ def dataset_stats(dataset: str | None, *, method: str, model: str | None, max_le
                 stats = estimate_local(dataset, method)
             elif rows is None:
                 notes.append(f"{dataset} could not be read here (not a local file, and the Hub was not reachable): "
-                             "the row count is unknown (pass --rows N for a time and cost estimate).")
+                             "the row count is unknown.")
                 stats = DatasetStats(rows=None, source="unknown")
             else:
                 stats = DatasetStats(rows=rows, source="rows given")

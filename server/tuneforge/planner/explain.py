@@ -23,8 +23,9 @@ def moe_note(arch: Architecture, n_params: float, n_active: float) -> str:
 
 
 def unknown_rows_warning() -> str:
-    return ("The number of rows is unknown, so time, cost and timeout are not estimated "
-            "(the job keeps the default timeout). Pass --rows N, or a local dataset file.")
+    return ("The number of rows is unknown (a dataset that is not a local file is counted only when the job "
+            "reads it), so time, cost and timeout are not estimated and the job keeps the default timeout. "
+            "Give a local copy of the dataset for an estimate.")
 
 
 def timeout_notes(chosen: Candidate, timeout_seconds: int | None, device: str) -> tuple[list[str], list[str]]:
@@ -59,8 +60,11 @@ def explain(arch: Architecture, req: PlanRequest, stats: DatasetStats, work: Run
     m = chosen.memory
     parts = [f"{k} {getattr(m, k):.2f}" for k in ("weights", "lora", "gradients", "optimizer", "activations", "logits",
                                                   "reference_model", "generation", "runtime") if getattr(m, k) > 0.005]
+    precision = ("fp32 weights under bf16 autocast (as the template trains on CPU; the autocast's bf16 weight "
+                 "casts count as activations)" if chosen.precision == "bf16" and device_for(req, machine) == "cpu"
+                 else chosen.precision)
     notes.append(f"Memory per device (GiB): {', '.join(parts)}; total {m.total:.2f}. Sequence length {work.seq_len} "
-                 f"x batch {req.batch_size}, {chosen.precision}, gradient checkpointing "
+                 f"x batch {req.batch_size}, {precision}, gradient checkpointing "
                  f"{'on' if gradient_checkpointing(req, device_for(req, machine)) else 'off'}.")
     if req.method in (Method.DPO, Method.KTO) and chosen.peft != "none":
         notes.append("No reference model in memory: with LoRA the reference is the base model with the adapter switched off.")
@@ -74,7 +78,9 @@ def explain(arch: Architecture, req: PlanRequest, stats: DatasetStats, work: Run
             label = f"ASSUMED: no token statistics, half of max_length {req.max_length}"
         else:
             label = ("estimated" if stats.estimated else "measured") + f"; {stats.source}"
-        notes.append(f"Tokens: {work.train_rows} training rows x {work.mean_tokens:.0f} tokens per sequence ({label}) "
+        held = (f" (of {work.rows}: {work.eval_rows} held out for eval, eval_fraction {req.eval_fraction:g})"
+                if work.eval_rows else "")
+        notes.append(f"Tokens: {work.train_rows} training rows{held} x {work.mean_tokens:.0f} tokens per sequence ({label}) "
                      f"x {seqs} sequence(s) per row x {req.epochs:g} epoch(s) = {work.tokens:,}"
                      + (f" (capped at {req.max_steps} steps)" if req.max_steps else "") + ".")
         if stats.estimated and stats.mean_tokens is not None:
@@ -88,7 +94,7 @@ def explain(arch: Architecture, req: PlanRequest, stats: DatasetStats, work: Run
         else:
             notes.append(f"Throughput on this {machine.name if machine else 'machine'}: {chosen.tokens_per_second:,.0f} tokens/s "
                          f"from {chosen.flops_per_token / 1e9:.2f} GFLOPs per token at an effective "
-                         f"{(machine.peak_tflops if machine else 0) * 1000:.0f} GFLOP/s (run --calibrate to measure it).")
+                         f"{(machine.peak_tflops if machine else 0) * 1000:.0f} GFLOP/s (a calibration run measures it).")
     if chosen.hours is not None:
         cost = f", ${chosen.cost_usd:.2f} at ${chosen.price:.2f}/h" if chosen.cost_usd is not None else ""
         notes.append(f"Time: {chosen.train_hours * 60:.0f} min training + {chosen.overhead_minutes:.0f} min start-up, "
@@ -99,5 +105,6 @@ def explain(arch: Architecture, req: PlanRequest, stats: DatasetStats, work: Run
         if machine.available_gb is not None and m.total > machine.available_gb:
             warnings.append(f"The run needs about {m.total:.1f} GiB and only {machine.available_gb:g} GB of RAM is free now.")
         if chosen.train_hours is not None and chosen.train_hours > 2:
-            warnings.append(f"About {chosen.train_hours:.1f} h on this CPU: consider --backend hf, a smaller model or fewer rows.")
+            warnings.append(f"About {chosen.train_hours:.1f} h on this CPU: consider the hf backend (Hugging Face Jobs), "
+                            "a smaller model or fewer rows.")
     return notes, warnings

@@ -5,13 +5,14 @@ precision, device), written the way the tuneforge templates actually train (TRL 
 fp32 over a frozen base, AdamW, bitsandbytes NF4 for QLoRA). All values are bytes; the plan shows GiB.
 
 Components:
-  weights          base weights in the load dtype (bf16 on GPUs, fp32 on CPU, NF4 for QLoRA linears); fp32
-                   weights under bf16 autocast (CPU) also keep each linear's bf16 copy until the backward
+  weights          base weights in the load dtype: 2 bytes in bf16/fp16, 4 in fp32 (CPU "bf16" runs load fp32
+                   weights under bf16 autocast), NF4 for QLoRA linears
   lora             LoRA adapter weights (fp32: PEFT upcasts adapters of a bf16 model)
   gradients        adapter gradients (LoRA) or full gradients in the weight dtype
   optimizer        AdamW moments (2 per trainable parameter, same dtype as the parameter; 8-bit: 2 bytes)
   activations      tensors saved for backward: per layer and token, or only layer inputs plus one layer
-                   when gradient checkpointing recomputes them
+                   when gradient checkpointing recomputes them; under CPU bf16 autocast also each linear's
+                   bf16 cast of its fp32 weight
   logits           the LM head: TRL 1.16's SFT/DPO/KTO/GRPO trainers score tokens in tiles of at most 4096
                    tokens x 32768 vocabulary entries (a fused head: never batch x seq x vocab at once); the
                    reward model has a one-wide score head
@@ -78,11 +79,15 @@ class Workload(BaseModel):
     reference_model: bool = Field(default=False, description="GRPO with beta > 0 keeps a reference model.")
 
     @property
+    def cpu_autocast(self) -> bool:
+        """bf16 on CPU: the template loads fp32 weights and trains under bf16 autocast."""
+        return self.device == "cpu" and self.precision == "bf16"
+
+    @property
     def weight_bytes(self) -> float:
-        """Bytes per base weight as the template loads it: fp32 on CPU (autocast to bf16), else 16-bit."""
-        if self.device == "cpu" or self.precision == "fp32":
-            return 4.0
-        return 2.0
+        """Bytes per base weight as the template loads it: 4 in fp32 (which CPU bf16 runs load: autocast over
+        fp32 weights), 2 in bf16/fp16. The same precision gives the same bytes on every device."""
+        return 4.0 if self.precision == "fp32" or self.cpu_autocast else 2.0
 
     @property
     def act_bytes(self) -> float:
@@ -137,10 +142,10 @@ def memory_breakdown(a: Architecture, w: Workload) -> MemoryBreakdown:
         weights = linear_parameters(a) * NF4_BYTES_PER_PARAM + dense_part * 2.0
     else:
         weights = n * wb
-        if wb == 4.0 and w.precision in ("bf16", "fp16"):
-            # fp32 weights under autocast: each linear's 16-bit copy is saved for the backward pass
-            weights += linear_parameters(a) * 2.0
     weights /= shard
+    # fp32 weights under bf16 autocast (CPU): each linear's 16-bit cast is saved for the backward pass like an
+    # activation (counted there, so that `weights` is the load dtype's bytes on every device)
+    autocast_copies = linear_parameters(a) * 2.0 if (w.cpu_autocast and w.peft != "qlora") else 0.0
 
     # -- trainable parameters, gradients, optimizer
     lora = grads = optim = 0.0
@@ -194,11 +199,13 @@ def memory_breakdown(a: Architecture, w: Workload) -> MemoryBreakdown:
         kv_cache = 2 * a.num_layers * a.kv_dim * 2.0 * gen_seqs * (w.prompt_len + w.completion_len)
         generation = kv_cache + gen_seqs * a.vocab_size * 4.0 * 2  # last-position logits + sampling probs
 
-    tensors = weights + lora + grads + optim + acts + logits + reference + generation
     if w.device == "cuda":
-        runtime = CUDA_CONTEXT_BYTES + CUDA_FRAGMENTATION * tensors
+        runtime = CUDA_CONTEXT_BYTES + CUDA_FRAGMENTATION * (weights + lora + grads + optim + acts + logits
+                                                             + reference + generation)
     else:
         runtime = CPU_PROCESS_BYTES + CPU_ALLOCATOR_SLACK * (acts + logits)
+    acts += autocast_copies
+    tensors = weights + lora + grads + optim + acts + logits + reference + generation
     total = tensors + runtime
     return MemoryBreakdown(
         total=_gib(total), weights=_gib(weights), lora=_gib(lora), gradients=_gib(grads), optimizer=_gib(optim),

@@ -78,10 +78,23 @@ def plan_request(model: str, method: Method | str = Method.SFT, dataset: str | N
     return request_from_options(data)
 
 
-def request_for_config(config: RunConfig, *, backend: str, flavor: str | None) -> PlanRequest:
-    """The request for exactly this config, as `train` submits it."""
+#: request_for_config's `dataset` when the config's dataset is the one to plan with
+CONFIG_DATASET = "<config>"
+
+
+def request_for_config(config: RunConfig, *, backend: str, flavor: str | None, rows: int | None = None,
+                       budget_usd: float | None = None, dataset: str | None = CONFIG_DATASET) -> PlanRequest:
+    """The request for exactly this config, as `train` submits it. `rows` and `budget_usd` are the plan's
+    what-ifs; `dataset=None` plans without reading data (a config built for planning only)."""
+    if rows is not None and rows <= 0:
+        raise TuneforgeError(f"rows must be positive (got {rows}).", "Give the number of training examples.",
+                             code="plan.invalid_rows")
+    if budget_usd is not None and budget_usd <= 0:
+        raise TuneforgeError(f"budget_usd must be positive (got {budget_usd}).", "Give a spending limit in USD, e.g. 5.",
+                             code="plan.invalid_budget")
     return request_from_options(dict(
-        model=config.model, method=config.method, dataset=config.dataset.path, max_length=config.max_length,
+        model=config.model, method=config.method, dataset=config.dataset.path if dataset == CONFIG_DATASET else dataset,
+        rows=rows, budget_usd=budget_usd, max_length=config.max_length,
         epochs=config.train.epochs, max_steps=config.train.max_steps, batch_size=config.train.per_device_batch_size,
         grad_accum=config.train.gradient_accumulation_steps, peft=config.peft.kind, lora_r=config.peft.r,
         lora_dropout=config.peft.dropout, target_modules=config.peft.target_modules, backend=backend, flavor=flavor,

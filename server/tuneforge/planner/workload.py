@@ -26,6 +26,7 @@ class RunShape(BaseModel):
 
     rows: int | None
     train_rows: int | None
+    eval_rows: int | None = None
     mean_tokens: float | None
     seq_len: int
     padded_len: float | None
@@ -52,6 +53,18 @@ def training_precision(req: PlanRequest, bf16: bool, device: str) -> str:
     if device == "cpu":
         return "bf16"  # autocast over fp32 weights on CPUs with AVX512-BF16 (the template's choice)
     return "bf16" if bf16 else "fp16"
+
+
+def weights_precision(precision: str, device: str) -> str:
+    """The precision a plan reports: the dtype the weights load in. bf16 on CPU is autocast over fp32 weights
+    (the template's choice), so a CPU plan says fp32 and the memory note says bf16 autocast."""
+    return "fp32" if device == "cpu" and precision == "bf16" else precision
+
+
+def held_out_rows(rows: int, eval_fraction: float) -> int:
+    """Rows the template holds out for eval when no eval set is given: datasets' train_test_split takes
+    ceil(fraction x rows), from 10 rows up."""
+    return math.ceil(rows * eval_fraction) if rows >= 10 and eval_fraction > 0 else 0
 
 
 def grpo_prompt_length(req: PlanRequest, stats: DatasetStats) -> int:
@@ -95,7 +108,7 @@ def run_shape(req: PlanRequest, stats: DatasetStats, gpus: int) -> RunShape:
         return RunShape(rows=None, train_rows=None, mean_tokens=None, seq_len=seq_len, padded_len=None, steps=None,
                         tokens=None, compute_tokens=None, eval_tokens=0.0)
     rows = stats.rows
-    eval_rows = int(rows * req.eval_fraction) if rows >= 10 else 0
+    eval_rows = held_out_rows(rows, req.eval_fraction)
     train_rows = max(1, rows - eval_rows)
     if req.method == Method.GRPO:
         mean = min(req.max_length, stats.mean_tokens or DEFAULT_GRPO_PROMPT) + req.max_completion_length
@@ -116,5 +129,5 @@ def run_shape(req: PlanRequest, stats: DatasetStats, gpus: int) -> RunShape:
     tokens = int(train_rows * min(req.epochs, epochs_done) * mean * seqs)
     compute_tokens = train_rows * min(req.epochs, epochs_done) * padded * seqs
     eval_tokens = 2 * eval_rows * mean * (2 if req.method in PAIRED_METHODS else 1)  # before and after
-    return RunShape(rows=rows, train_rows=train_rows, mean_tokens=mean, seq_len=seq_len, padded_len=padded,
+    return RunShape(rows=rows, train_rows=train_rows, eval_rows=eval_rows, mean_tokens=mean, seq_len=seq_len, padded_len=padded,
                     steps=steps, tokens=tokens, compute_tokens=compute_tokens, eval_tokens=eval_tokens)

@@ -59,6 +59,8 @@ class Calibration(BaseModel):
 class Plan(BaseModel):
     model: str
     params_b: float = Field(description="Total parameters, billions.")
+    params_guessed: bool = Field(default=False, description="True when the size is guessed from the model's name "
+                                 "(no config.json found): memory, time and cost may be far off.")
     active_params_b: float | None = Field(default=None, description="Parameters used per token (MoE), billions.")
     architecture: dict[str, Any]
     method: str
@@ -77,7 +79,10 @@ class Plan(BaseModel):
     gradient_accumulation_steps: int = 1
     max_length: int
     seq_len: int = Field(description="Padded sequence length the memory peak is computed for.")
-    rows: int | None
+    rows: int | None = Field(description="Rows in the dataset (or given), before the eval hold-out.")
+    train_rows: int | None = Field(default=None, description="Rows trained on: rows minus eval_rows.")
+    eval_rows: int | None = Field(default=None, description="Rows held out for eval (eval_fraction of rows when no "
+                                  "eval set is given).")
     epochs: float
     steps: int | None
     max_steps: int | None = Field(default=None, description="Set when the run is capped (by the config or the budget).")
@@ -92,6 +97,7 @@ class Plan(BaseModel):
     cost_usd: float | None
     timeout: str | None
     timeout_seconds: int | None
+    reward_functions: list[str] | None = Field(default=None, description="GRPO: the reward functions the run uses.")
     budget_usd: float | None = None
     within_budget: bool | None = None
     alternatives: list[Alternative] = Field(default_factory=list)
