@@ -59,18 +59,35 @@ def sample_answers(trainer, tokenizer, cfg: dict, result: dict, when: str) -> No
         result["samples"] = [{"prompt": p, "before": b, "after": a} for p, b, a in zip(prompts, result.pop("samples_before"), answers)]
 
 
+def warn(result: dict, message: str) -> None:
+    """A warning the user should see: a status event now, and in the result's `warnings` (jobs status shows them)."""
+    result.setdefault("warnings", []).append(message)
+    emit("status", message=f"warning: {message}")
+
+
 def note_dropped_rows(trainer, rows: int, result: dict, max_length) -> None:
     """TRL drops rows that do not fit max_length: count them, and warn."""
     dropped = rows - len(trainer.train_dataset)
     result["rows_dropped_too_long"] = dropped
     if dropped:
-        emit("status", message=f"warning: TRL dropped {dropped} training rows too long for max_length={max_length}")
+        warn(result, f"TRL dropped {dropped} training rows too long for max_length={max_length}")
+
+
+def note_untrainable_rows(result: dict) -> None:
+    """Rows left with no token to train on (no assistant turn, or cut away by max_length) are dropped: say how many."""
+    data = result.get("data") or {}
+    dropped = int(data.get("no_trainable") or 0)
+    if dropped:
+        result["rows_dropped_no_trainable"] = dropped
+        warn(result, f"{dropped} of {data.get('rows')} training rows had nothing to train on (no assistant tokens "
+                     "left within max_length) and were dropped")
 
 
 def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, result: dict, t_start: float, *,
                      evaluate, has_eval: bool, write_card, answer_prompts: bool = True) -> int:
     """Answers and evaluation before, training, evaluation and answers after, then save_and_finish."""
     result["tuneforge_version"] = tuneforge_version()
+    note_untrainable_rows(result)
     if answer_prompts:
         sample_answers(trainer, tokenizer, cfg, result, "before")
     elif cfg.get("eval_prompts"):

@@ -10,6 +10,16 @@ from pathlib import Path
 from _events import emit
 
 
+def warmup_steps(ratio: float, max_steps) -> float | int:
+    """Warmup as TrainingArguments takes it. A ratio (a float in [0, 1)) is rounded up to whole steps by
+    transformers, so 1 step of 1 would be all warmup and train at learning rate 0; with max_steps known, the
+    steps are counted here, rounded down: a run of N steps warms up for at most N - 1 of them, and its last
+    step always has a learning rate above 0."""
+    if max_steps:
+        return int(ratio * int(max_steps))
+    return ratio
+
+
 def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eval: bool, seed: int) -> dict:
     """The TrainingArguments every method sets the same way; each template adds its own and builds its *Config."""
     tcfg = cfg["train"]
@@ -27,7 +37,7 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         gradient_accumulation_steps=int(tcfg["gradient_accumulation_steps"]),
         learning_rate=float(tcfg["learning_rate"]),
         lr_scheduler_type=tcfg["lr_scheduler"],
-        warmup_steps=float(tcfg["warmup_ratio"]),  # a float in [0, 1) is a ratio of total steps
+        warmup_steps=warmup_steps(float(tcfg["warmup_ratio"]), tcfg.get("max_steps")),
         weight_decay=float(tcfg["weight_decay"]),
         optim=tcfg.get("optimizer", "adamw_torch"),
         logging_steps=int(tcfg["logging_steps"]),
@@ -73,6 +83,12 @@ def progress_callback(step_fields=None, eval_fields=None, eval_key: str = "eval_
             self.t0 = None
             self.last_t = None
             self.last_tokens = 0
+            self.step_lr = None
+
+        def on_step_begin(self, args, state, control, optimizer=None, **kw):
+            # the rate this step trains at (the logged one is the scheduler's next, 0 after a last cosine step)
+            if optimizer is not None and optimizer.param_groups:
+                self.step_lr = float(optimizer.param_groups[0]["lr"])
 
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = self.last_t = time.time()
@@ -96,7 +112,7 @@ def progress_callback(step_fields=None, eval_fields=None, eval_key: str = "eval_
             elapsed = now - self.t0
             eta = elapsed / step * (total - step) if step else None
             emit("progress", step=step, total_steps=total, epoch=round(state.epoch or 0.0, 4), loss=logs.get("loss"),
-                 learning_rate=logs.get("learning_rate"), tokens_per_second=tps, eta_seconds=eta, time=now,
+                 learning_rate=self.step_lr if self.step_lr is not None else logs.get("learning_rate"), tokens_per_second=tps, eta_seconds=eta, time=now,
                  **step_fields(logs))
 
     return ProgressEvents()

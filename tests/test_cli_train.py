@@ -100,7 +100,7 @@ def test_jobs_commands_follow_wait_and_map_a_missing_job_to_its_code(capsys: pyt
     waited = run_main(capsys, "jobs", "wait", job.job_id, "--json")
     assert waited.returncode == 0 and json.loads(waited.stdout)["stage"] == "COMPLETED"
     listed = run_main(capsys, "jobs", "list", "--json")
-    assert [j["job_id"] for j in json.loads(listed.stdout)] == [job.job_id]
+    assert [j["job_id"] for j in json.loads(listed.stdout)["jobs"]] == [job.job_id]
     missing = run_main(capsys, "jobs", "status", "tf-20990101-000000-ffffff", "--json")
     assert missing.returncode == 2 and json.loads(missing.stdout)["code"] == "job.not_found"
     people = run_main(capsys, "jobs", "status", "tf-20990101-000000-ffffff")

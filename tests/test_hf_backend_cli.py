@@ -62,8 +62,8 @@ def test_the_hf_cycle_through_the_cli_keeps_the_token_out_of_every_output_record
     assert status["stage"] == "RUNNING" and status["progress"]["step"] == 2 and status["message"] == "training"
     assert status["cost_so_far_usd"] is not None and status["url"] == sub["url"]
     assert "step 2/5" in cli("jobs", "status", job_id)  # the human view
-    assert cli("jobs", "logs", job_id, "--json")["lines"][-1] == event("progress", step=2, total_steps=5, loss=0.5)
-    assert [j["job_id"] for j in cli("jobs", "list", "--json")] == [job_id]
+    assert cli("jobs", "logs", job_id, "--json", "--raw")["lines"][-1] == event("progress", step=2, total_steps=5, loss=0.5)
+    assert [j["job_id"] for j in cli("jobs", "list", "--json")["jobs"]] == [job_id]
 
     # cancel reaches the HF job
     assert cli("jobs", "cancel", job_id, "--json")["stage"] == "CANCELED"

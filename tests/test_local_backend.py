@@ -240,11 +240,11 @@ def test_jobs_commands_answer_in_json_and_unknown_ids_get_a_fix(tuneforge_cli, f
     assert status["stage"] == "COMPLETED"
     assert {"job_id", "stage", "message", "progress", "outputs", "log_tail"} <= set(status)
     assert status["progress"]["step"] == status["progress"]["total_steps"] == 3
-    logs = json.loads(subprocess.run([*tuneforge_cli, "jobs", "logs", job_id, "--json", "--tail", "2"],
+    logs = json.loads(subprocess.run([*tuneforge_cli, "jobs", "logs", job_id, "--json", "--tail", "2", "--raw"],
                                      capture_output=True, text=True).stdout)
     assert len(logs["lines"]) == 2
     listed = json.loads(subprocess.run([*tuneforge_cli, "jobs", "list", "--json"], capture_output=True, text=True).stdout)
-    assert [j["job_id"] for j in listed] == [job_id]
+    assert [j["job_id"] for j in listed["jobs"]] == [job_id]
     missing = subprocess.run([*tuneforge_cli, "jobs", "status", "tf-nope", "--json"], capture_output=True, text=True)
     assert missing.returncode == 2
     err = json.loads(missing.stdout)
@@ -351,3 +351,48 @@ def test_a_failed_job_says_its_cause_in_one_line_and_the_raw_log_keeps_everythin
     clean = service.status(job.job_id).log_tail
     assert not any(line.startswith(("##tuneforge-event", "Traceback", "  File")) for line in clean)
     assert any(line.startswith("Traceback") for line in service.logs(job.job_id, tail=None))
+
+
+@pytest.mark.slow
+def test_one_step_trains_at_a_nonzero_rate_and_status_says_which_rows_were_dropped(
+        tiny_llama_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """Issue 18: `--max-steps 1` must not be all warmup (learning rate 0), and rows left with nothing to train
+    on are reported in status, not only in result.json. A real SFT run of the tiny model, through the CLI."""
+    from cli_main import run_main
+    from mcp_client import in_memory, text_of
+    from safetensors.torch import load_file
+
+    data = tmp_path / "chats.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Say {i}."}, {"role": "assistant", "content": f"{i}."}]} for i in range(6)]
+    rows += [{"messages": [{"role": "user", "content": "tell me " * 120}, {"role": "assistant", "content": "No."}]}] * 2
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: {tiny_llama_dir}\ndataset: {{path: {data}, eval_fraction: 0}}\nmax_length: 64\n"
+                      "eval_prompts: []\ntrain: {per_device_batch_size: 2, logging_steps: 1}\n")
+    env_before = os.environ.get("TUNEFORGE_NO_TRACKIO")
+    os.environ["TUNEFORGE_NO_TRACKIO"] = "1"
+    try:
+        trained = run_main(capsys, "train", "--config", str(config), "--max-steps", "1", "--wait")
+    finally:
+        if env_before is None:
+            os.environ.pop("TUNEFORGE_NO_TRACKIO", None)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    [job] = JobService().list(limit=1)
+    status = json.loads(run_main(capsys, "jobs", "status", job.job_id, "--json").stdout)
+    assert status["stage"] == "COMPLETED", status
+    assert status["progress"]["learning_rate"] > 0  # the rate the one step trained at
+    result = status["outputs"]["result"]
+    assert result["steps"] == 1 and result["rows_dropped_no_trainable"] == 2
+    assert any("2 of 8 training rows had nothing to train on" in w for w in result["warnings"])
+    people = " ".join(run_main(capsys, "jobs", "status", job.job_id).stdout.split())
+    assert "Warning: 2 of 8 training rows had nothing to train on" in people
+
+    # the step changed the adapter: LoRA's B matrices start at zero and move only with a learning rate above 0
+    weights = load_file(str(Path(result["adapter_dir"]) / "adapter_model.safetensors"))
+    lora_b = [w for name, w in weights.items() if "lora_B" in name]
+    assert lora_b and any(float(w.abs().max()) > 0 for w in lora_b)
+
+    # and over MCP the same job's status is compact, with the warning
+    answer = in_memory(lambda s: s.call_tool("job_status", {"job_id": job.job_id}))
+    assert not answer.is_error and len(text_of(answer)) < 2000, text_of(answer)
+    assert "had nothing to train on" in text_of(answer)

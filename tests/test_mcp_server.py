@@ -455,3 +455,136 @@ def test_export_gguf_needs_something_to_export_and_says_so():
     assert missing.is_error and "/nonexistent/model-dir" in text_of(missing) and "Fix:" in text_of(missing)
     assert (code_of(nothing), code_of(missing)) == ("gguf.nothing_to_export", "gguf.not_found")
     assert "job_id" in text_of(nothing)  # the agent's spelling, not the CLI's --job
+
+
+# ---- issue 18: argument errors with a code and a fix in tool terms; compact status; ids; clean logs -------------
+
+#: a CLI flag or command in an answer (an agent cannot pass `--column-map`; it passes column_map)
+CLI_WORDS = re.compile(r"(?<![\w-])--[a-z][a-z-]+|\btuneforge (?:jobs|train|validate|plan|setup|gguf)\b")
+
+
+def test_every_argument_error_comes_back_with_a_code_the_fields_and_a_fix_in_argument_terms():
+    calls = [
+        ("validate_dataset", {"source": str(DEMO), "method": "ppo"}, "method"),
+        ("submit_training", {"config": {"dataset": {"path": str(DEMO)}}}, "config.model"),
+        ("submit_training", {"model": "m", "dataset": str(DEMO), "backend": "cloud"}, "backend"),
+        ("plan_training", {"model": "Qwen/Qwen3-0.6B", "method": "ppo"}, "method"),
+        ("list_jobs", {"stage": "DONE"}, "stage"),
+        ("job_logs", {"job_id": "tf-20260101-000000-abc123", "tail": 0}, "tail"),
+        ("check_setup", {"online": "perhaps"}, "online"),
+    ]
+
+    async def body(session):
+        return [await session.call_tool(tool, args) for tool, args, _ in calls]
+
+    for (tool, args, field), result in zip(calls, in_memory(body)):
+        text = text_of(result)
+        assert result.is_error and code_of(result) == "tool.invalid_arguments", (tool, text)
+        message, _, fix = text.partition("\nFix: ")
+        assert field in message and fix and field.split(".")[0] in fix, (tool, text)
+        assert not CLI_WORDS.search(text), (tool, text)
+        assert "validation error" in text and tool in text  # as the SDK words them, so clients that match it still do
+    method_fix = text_of(in_memory(lambda s: s.call_tool("validate_dataset", {"source": str(DEMO), "method": "ppo"})))
+    assert all(m in method_fix for m in ("'sft'", "'dpo'", "'grpo'", "'kto'", "'reward'", "'auto'"))
+
+
+def test_answers_name_tool_arguments_not_cli_flags(tmp_path: Path, tuneforge_home: Path, smollm2_dir: Path):
+    renamed = tmp_path / "qa.jsonl"
+    renamed.write_text("".join(json.dumps({"question": f"q{i}?", "response": f"a{i}"}) + "\n" for i in range(40)))
+    failed = seed_finished_job(tuneforge_home, lines=3, stage="ERROR")
+    JobStore().update(failed.job_id, message=(
+        f"ValueError: no assistant turn (the training process exited with code 2; the full log: "
+        f"`tuneforge jobs logs {failed.job_id} --raw`)"))
+
+    async def body(session):
+        return [
+            await session.call_tool("validate_dataset", {"source": str(renamed), "method": "sft"}),
+            await session.call_tool("plan_training", {"model": str(smollm2_dir), "backend": "local", "flavor": "a10g-large"}),
+            await session.call_tool("submit_training", {"model": "Qwen/Qwen3-0.6B", "dataset": str(DEMO), "backend": "hf",
+                                                        "confirmed": True}),
+            await session.call_tool("job_status", {"job_id": failed.job_id}),
+            await session.call_tool("list_jobs", {}),
+            await session.call_tool("submit_training", {"config_path": str(tmp_path / "missing.yaml")}),
+        ]
+
+    results = in_memory(body)
+    for result in results:
+        assert not CLI_WORDS.search(text_of(result)), text_of(result)[:2000]
+    report = results[0].structured_content
+    assert any("column_map={" in r for r in report["methods"]["sft"]["reasons"]), report["methods"]["sft"]
+    status = JobStatus.model_validate(results[3].structured_content)
+    assert f"job_logs(job_id='{failed.job_id}', raw=true)" in status.message
+    assert code_of(results[5]) == "config.file_not_found" and "config_path" in text_of(results[5])
+
+
+def seed_two_step_job(home: Path, smollm2_dir: Path) -> Job:
+    """A finished 2-step job as the template leaves one: the plan, a result with history and samples, a noisy log."""
+    from tuneforge.planner import plan
+
+    job = seed_finished_job(home, lines=0)
+    log = []
+    for step in (1, 2):
+        log += [f"Map: {50 * step}%|#####     | {step}/2 [00:01<00:01]",
+                "##tuneforge-event " + json.dumps({"type": "progress", "step": step, "total_steps": 2, "loss": 2.0 / step,
+                                                   "learning_rate": 1e-4, "tokens_per_second": 900.0, "eta_seconds": 1.0})]
+    log += [f"{{'loss': 1.{i}, 'grad_norm': 0.93, 'learning_rate': 0.0001, 'epoch': 0.{i}}} trainer line {i}" for i in range(150)]
+    log += ["a long line " + "x" * 900]
+    log += ["##tuneforge-event " + json.dumps({"type": "status", "message": "done"})]
+    Path(job.job_dir, "job.log").write_text("\n".join(log) + "\n")
+    result = {"base_model": str(smollm2_dir), "method": "sft", "train_loss": 1.4, "eval_loss_before": 2.2,
+              "eval_loss_after": 1.9, "steps": 2, "tokens_trained": 4096, "runtime_seconds": 12.5,
+              "data": {"rows": 40, "truncated": 0, "no_trainable": 3, "tokens": 5000},
+              "warnings": ["3 of 40 training rows had nothing to train on and were dropped"],
+              "log_history": [{"loss": 2.0 / s, "step": s, "learning_rate": 1e-4, "grad_norm": 1.0} for s in (1, 2)] * 40,
+              "samples": [{"prompt": "p" * 200, "before": "b" * 300, "after": "a" * 300} for _ in range(4)]}
+    return JobStore().update(job.job_id, outputs={"output_dir": str(home / "out"), "result": result},
+                             progress={"step": 2, "total_steps": 2, "loss": 1.0, "tokens_per_second": 900.0},
+                             plan=plan(str(smollm2_dir), dataset=str(DEMO), backend="local"))
+
+
+def test_job_status_is_compact_by_default_and_detailed_on_request(tuneforge_home: Path, smollm2_dir: Path):
+    job = seed_two_step_job(tuneforge_home, smollm2_dir)
+
+    async def body(session):
+        return (await session.call_tool("job_status", {"job_id": job.job_id}),
+                await session.call_tool("job_status", {"job_id": job.job_id, "detail": True}),
+                await session.call_tool("job_status", {"job_id": job.job_id[:-3], "raw": True, "log_tail": 3}))
+
+    compact, detailed, raw = in_memory(body)
+    assert not compact.is_error, text_of(compact)
+    assert len(text_of(compact)) < 2000, len(text_of(compact))
+    st = JobStatus.model_validate(compact.structured_content)
+    assert st.progress["step"] == 2 and st.progress["loss"] == 1.0
+    result = st.outputs["result"]
+    assert result["eval_loss_after"] == 1.9 and result["warnings"] and result["data"]["no_trainable"] == 3
+    assert "log_history" not in result and "samples" not in result and st.plan is None
+    assert "detail=true" in st.outputs["more"]
+    assert len(st.log_tail) == 3 and all("##tuneforge-event" not in line and "%|" not in line for line in st.log_tail)
+
+    full = JobStatus.model_validate(detailed.structured_content)
+    assert full.plan is not None and len(full.outputs["result"]["log_history"]) == 80 and len(full.log_tail) == 20
+    raw_status = JobStatus.model_validate(raw.structured_content)
+    assert raw_status.job_id == job.job_id and raw_status.log_tail[-1].startswith("##tuneforge-event")
+
+
+def test_job_tools_take_an_id_prefix_logs_are_clean_unless_raw_and_cancel_of_an_ended_job_is_an_error(tuneforge_home: Path):
+    job = seed_finished_job(tuneforge_home, lines=2)
+    Path(job.job_dir, "job.log").write_text("start\n##tuneforge-event {\"type\": \"status\", \"message\": \"x\"}\n"
+                                             "\x1b[31mred\x1b[0m\nTraceback (most recent call last):\n  File \"a.py\"\n"
+                                             "KeyError: 'messages'\n")
+    prefix = job.job_id[:-4]
+
+    async def body(session):
+        return (await session.call_tool("job_logs", {"job_id": prefix}),
+                await session.call_tool("job_logs", {"job_id": prefix, "raw": True}),
+                await session.call_tool("wait_for_job", {"job_id": prefix, "timeout_seconds": 5}),
+                await session.call_tool("cancel_job", {"job_id": prefix}))
+
+    clean, raw, waited, cancel = in_memory(body)
+    page = JobLogs.model_validate(clean.structured_content)
+    assert page.job_id == job.job_id and page.lines == ["start", "red", "KeyError: 'messages'"]
+    assert JobLogs.model_validate(raw.structured_content).total_lines == 6
+    assert JobWait.model_validate(waited.structured_content).job.job_id == job.job_id
+    assert cancel.is_error and code_of(cancel) == "job.already_finished" and "already ended" in text_of(cancel)
+    assert "job_status" in text_of(cancel) and not CLI_WORDS.search(text_of(cancel))
+    assert JobStore().get(job.job_id).stage == "COMPLETED"

@@ -7,14 +7,14 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
-from rich.table import Table
 
+from ..errors import TuneforgeError
 from ..records import Job
 from ..types import STAGES, Stage
 from . import output
 
 if TYPE_CHECKING:
-    from ..jobs.service import JobStatus, JobSummary
+    from ..jobs.service import JobService, JobStatus, JobSummary
 
 STAGE_STYLE = {Stage.SCHEDULING: "yellow", Stage.RUNNING: "cyan", Stage.COMPLETED: "green", Stage.ERROR: "red",
                Stage.CANCELED: "magenta"}
@@ -26,13 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ls = jsub.add_parser("list", help="Recent jobs, newest first.")
     ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--stage", choices=STAGES)
-    output.add_json_flag(ls)
+    ls.add_argument("--stage", type=stage_name, choices=STAGES, help="Only jobs in this stage (any case, e.g. running).")
+    ls.add_argument("--json", action="store_true", help='Print one JSON object on stdout: {"jobs": [...], "count": N}.')
     ls.set_defaults(handler=cmd_list)
 
     st = jsub.add_parser("status", help="Stage, progress, outputs and the log tail of one job.")
     st.add_argument("job_id")
     st.add_argument("--tail", type=int, default=20, help="Log lines to include (default 20, at most 500).")
+    st.add_argument("--raw", action="store_true", help="The tail as written, event lines and terminal noise included.")
     output.add_json_flag(st)
     st.set_defaults(handler=cmd_status)
 
@@ -40,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lg.add_argument("job_id")
     lg.add_argument("--tail", type=int, default=100, help="Last N lines (default 100, at most 500; 0 for all with --all).")
     lg.add_argument("--all", action="store_true", help="The whole log.")
-    lg.add_argument("--follow", "-f", action="store_true", help="Keep printing new lines until the job ends.")
+    lg.add_argument("--follow", "-f", action="store_true",
+                    help="Print the last --tail lines, then new lines as they come, until the job ends.")
+    lg.add_argument("--raw", action="store_true",
+                    help="Every line as written: event lines, ANSI codes, progress bars and tracebacks included.")
     output.add_json_flag(lg)
     lg.set_defaults(handler=cmd_logs)
 
@@ -56,6 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     wt.set_defaults(handler=cmd_wait)
 
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
+
+
+def stage_name(value: str) -> str:
+    """--stage in any case: running -> RUNNING."""
+    return value.strip().upper()
 
 
 def _service():
@@ -79,14 +88,35 @@ def cmd_list(args: argparse.Namespace) -> int:
         if not rows:
             output.stdout.print("No jobs yet. Start one with `tuneforge train` or try `tuneforge demo`.")
             return
-        table = Table("job id", "backend", "method", "stage", "step", "created", "message")
-        for j in rows:
-            step = f"{j.step}/{j.total_steps}" if j.step is not None else "-"
-            table.add_row(j.job_id, j.backend, j.method or j.kind, _stage(j.stage), step, _when(j.created_at), escape(j.message[:60]))
-        output.stdout.print(table)
+        output.stdout.print(list_table(rows), highlight=False)
 
-    output.emit(args, jobs, render)
+    output.emit(args, {"jobs": jobs, "count": len(jobs)}, lambda data: render(data["jobs"]))
     return 0
+
+
+def list_table(rows: list[JobSummary]) -> str:
+    """One line per job (the whole id first: it is what every other command takes), its message under it,
+    cut to the terminal's width."""
+    header = ("job id", "stage", "step", "method", "backend", "created")
+    cells = [(j.job_id, j.stage, f"{j.step}/{j.total_steps}" if j.step is not None else "-", j.method or j.kind,
+              j.backend, _when(j.created_at)[:16]) for j in rows]
+    widths = [max(len(row[i]) for row in [header, *cells]) for i in range(len(header))]
+    width = max(40, output.stdout.width)
+
+    def line(row: tuple[str, ...], stage_style: str | None = None) -> str:
+        padded = [escape(cell.ljust(w)) for cell, w in zip(row, widths)]
+        if stage_style:
+            padded[1] = f"[{stage_style}]{padded[1]}[/]"
+        return "  ".join(padded).rstrip()
+
+    out = [f"[bold]{line(header)}[/bold]"]
+    for j, row in zip(rows, cells):
+        out.append(line(row, STAGE_STYLE.get(j.stage, "white")))
+        if j.message:
+            message = " ".join(j.message.split())
+            cut = message if len(message) <= width - 2 else message[: width - 3] + "…"
+            out.append(f"[dim]  {escape(cut)}[/dim]")
+    return "\n".join(out)
 
 
 def render_status(s: JobStatus) -> None:
@@ -111,6 +141,8 @@ def render_status(s: JobStatus) -> None:
         for key in ("eval_loss_before", "eval_loss_after", "train_loss", "runtime_seconds", "tokens_trained"):
             if key in result:
                 out.print(f"  {key}: {result[key]}")
+    for warning in ((s.outputs or {}).get("result") or {}).get("warnings") or []:
+        out.print(f"[yellow]Warning:[/yellow] {escape(str(warning))}")
     if s.log_tail:
         out.print("[dim]--- log tail ---[/dim]")
         for line in s.log_tail:
@@ -118,37 +150,61 @@ def render_status(s: JobStatus) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = _service().status(args.job_id, log_tail=args.tail)
+    status = _service().status(args.job_id, log_tail=args.tail, raw=args.raw)
     output.emit(args, status, render_status)
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     service = _service()
+    job_id = service.store.get(args.job_id).job_id  # a unique prefix works; the rest uses the whole id
     if args.follow and not args.json:
-        printed = [0]
-
-        def print_new_lines(job: Job) -> None:
-            lines = service.logs(args.job_id, tail=None, job=job)
-            for line in lines[printed[0]:]:
-                output.stdout.print(escape(line), highlight=False)
-            printed[0] = len(lines)
-
-        service.wait(args.job_id, poll_seconds=1.0, on_update=print_new_lines)
+        follow_logs(service, job_id, tail=None if args.all else args.tail, raw=args.raw)
         return 0
-    lines = service.logs(args.job_id, tail=None if args.all else args.tail)
+    lines = service.logs(job_id, tail=None if args.all else args.tail, raw=args.raw)
     if args.json:
-        output.print_json({"job_id": args.job_id, "lines": lines})
+        output.print_json({"job_id": job_id, "lines": lines})
     else:
         for line in lines:
             output.stdout.print(escape(line), highlight=False)
     return 0
 
 
+def follow_logs(service: JobService, job_id: str, *, tail: int | None, raw: bool) -> None:
+    """`logs -f`: the last `tail` lines first (all with --all), then each new line until the job ends."""
+    printed: list[int | None] = [None]  # how many lines of the whole log are on the screen
+
+    def print_new_lines(job: Job) -> None:
+        lines = service.logs(job_id, tail=None, job=job, raw=raw)
+        start = printed[0] if printed[0] is not None else (0 if tail is None else max(0, len(lines) - tail))
+        for line in lines[start:]:
+            output.stdout.print(escape(line), highlight=False)
+        printed[0] = len(lines)
+
+    try:
+        service.wait(job_id, poll_seconds=1.0, on_update=print_new_lines)
+    except KeyboardInterrupt:
+        say_it_keeps_running(job_id)
+        raise
+
+
+def say_it_keeps_running(job_id: str) -> None:
+    """Ctrl-C while waiting stops the waiting, not the job."""
+    output.stderr.print(f"[yellow]Stopped waiting; job {job_id} keeps running.[/yellow] "
+                        f"Check it with `tuneforge jobs status {job_id}`, cancel it with `tuneforge jobs cancel {job_id}`.")
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..jobs.service import to_status
 
-    job = _service().cancel(args.job_id)
+    service = _service()
+    before = service.store.get(args.job_id)
+    if before.terminal:  # the service leaves a finished job as it is; here that is an error
+        raise TuneforgeError(
+            f"Job {before.job_id} already ended ({before.stage}); there is nothing to cancel.",
+            f"See how it ended with `tuneforge jobs status {before.job_id}`.",
+            code="job.already_finished", details={"job_id": before.job_id, "stage": before.stage})
+    job = service.cancel(before.job_id)
     output.emit(args, to_status(job, []), render_status)
     return 0
 
@@ -182,15 +238,25 @@ def follow_job(job_id: str, timeout: float | None = None) -> Job:
             info = " ".join(parts)[:60]
             bar.update(task, total=p.get("total_steps"), completed=p.get("step") or 0, info=escape(info))
 
-        job = service.wait(job_id, timeout=timeout, poll_seconds=1.0, on_update=on_update)
+        try:
+            job = service.wait(job_id, timeout=timeout, poll_seconds=1.0, on_update=on_update)
+        except KeyboardInterrupt:
+            bar.stop()
+            say_it_keeps_running(job_id)
+            raise
     render_status(service.status(job_id, log_tail=10 if job.stage == "ERROR" else 0))
     return job
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
+    job_id = _service().store.get(args.job_id).job_id
     if args.json:
-        job = _service().wait(args.job_id, timeout=args.timeout)
-        output.print_json(_service().status(args.job_id, log_tail=20 if job.stage == "ERROR" else 0))
+        try:
+            job = _service().wait(job_id, timeout=args.timeout)
+        except KeyboardInterrupt:
+            say_it_keeps_running(job_id)
+            raise
+        output.print_json(_service().status(job_id, log_tail=20 if job.stage == "ERROR" else 0))
     else:
-        job = follow_job(args.job_id, timeout=args.timeout)
+        job = follow_job(job_id, timeout=args.timeout)
     return 0 if job.stage == "COMPLETED" else 1

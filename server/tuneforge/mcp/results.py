@@ -8,6 +8,8 @@ from ..jobs.service import JobStatus, JobSummary
 
 #: a log line longer than this is cut (an agent's context is not a log viewer)
 LINE_CHARS_MAX = 600
+#: a compact status's tail lines are cut shorter (the tail says what happened last; job_logs has the rest)
+LINE_CHARS_COMPACT = 160
 
 
 class JobList(BaseModel):
@@ -32,13 +34,43 @@ class JobWait(BaseModel):
     next: str
 
 
-def cut_line(line: str) -> str:
-    return line if len(line) <= LINE_CHARS_MAX else line[: LINE_CHARS_MAX - 1] + "…"
+def cut_line(line: str, limit: int = LINE_CHARS_MAX) -> str:
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def compact_status(status: JobStatus) -> JobStatus:
-    """The status with its log tail's long lines cut."""
-    return status.model_copy(update={"log_tail": [cut_line(line) for line in status.log_tail]})
+#: result fields that are history, samples or the run's bookkeeping, not metrics: only with detail
+RESULT_DETAIL_KEYS = ("log_history", "samples", "samples_before", "reward_history", "base_model", "tuneforge_version",
+                      "peak_rss_bytes", "peak_cuda_bytes", "precision", "device", "train_runtime_seconds")
+#: a compact status's result keeps scalars, warnings and these small mappings
+RESULT_SMALL_KEYS = ("data", "warnings", "rewards")
+#: of the result's data counts, a compact status keeps these
+DATA_COMPACT_KEYS = ("rows", "truncated", "no_trainable")
 
 
-__all__ = ["JobList", "JobLogs", "JobWait", "cut_line", "compact_status", "LINE_CHARS_MAX"]
+def compact_outputs(outputs: dict, job_id: str) -> dict:
+    """The outputs with the result's metrics (scalars, warnings, data counts) and without its history and samples."""
+    result = outputs.get("result")
+    if not isinstance(result, dict):
+        return outputs
+    kept = {k: v for k, v in result.items()
+            if k not in RESULT_DETAIL_KEYS and (not isinstance(v, (dict, list)) or k in RESULT_SMALL_KEYS)}
+    if isinstance(kept.get("data"), dict):
+        kept["data"] = {k: v for k, v in kept["data"].items() if k in DATA_COMPACT_KEYS}
+    left_out = sorted(k for k in set(result) - set(kept) if k in ("log_history", "samples", "reward_history"))
+    out = {**outputs, "result": kept}
+    if left_out:
+        out["more"] = f"detail=true adds {', '.join(left_out)}, the plan and the run's bookkeeping."
+    return out
+
+
+def compact_status(status: JobStatus, *, detail: bool = False) -> JobStatus:
+    """The status for an agent: log lines cut at LINE_CHARS_MAX; unless `detail`, no plan and a result of
+    metrics only (the loss history and sample answers are what made a 2-step job's status 10k characters)."""
+    limit = LINE_CHARS_MAX if detail else LINE_CHARS_COMPACT
+    update: dict = {"log_tail": [cut_line(line, limit) for line in status.log_tail]}
+    if not detail:
+        update |= {"plan": None, "outputs": compact_outputs(status.outputs or {}, status.job_id)}
+    return status.model_copy(update=update)
+
+
+__all__ = ["JobList", "JobLogs", "JobWait", "cut_line", "compact_status", "compact_outputs", "LINE_CHARS_MAX"]

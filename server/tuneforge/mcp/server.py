@@ -8,14 +8,18 @@ tools that use them, so nothing here imports torch, transformers, trl, peft or d
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from typing import Any, Callable
 
 from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import ValidationError
 
 from .. import __version__
 from .annotations import CANCEL, EXPORT, READ_ONLY, SUBMIT
+from .errors import argument_error, tool_error_text
 from .tools.datasets import validate_dataset
 from .tools.gguf import export_gguf
 from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
@@ -23,6 +27,7 @@ from .tools.planning import plan_training
 from .tools.setup import check_setup
 from .tools.training import submit_training
 from .tools.waiting import wait_for_job
+from .wording import agent_answer
 
 SERVER_NAME = "tuneforge"
 
@@ -54,8 +59,30 @@ def describe(fn: Callable[..., Any]) -> str:
     return re.sub(r"(?<!\n)\n(?!\n)", " ", text)
 
 
+class TuneforgeServer(MCPServer):
+    """The SDK's server, with every answer in the agent's words (mcp/wording.py): arguments pydantic refuses
+    come back as `[tool.invalid_arguments]` with the fields and a fix, and advice in results names tools and
+    arguments, not CLI flags."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                raise ToolError(f"Error executing tool {name}: {tool_error_text(argument_error(name, exc.__cause__))}") \
+                    from exc.__cause__
+            raise
+        if isinstance(result, CallToolResult) and result.structured_content is not None and not result.is_error:
+            worded = agent_answer(result.structured_content)
+            if worded != result.structured_content:
+                result = result.model_copy(update={
+                    "structured_content": worded,
+                    "content": [TextContent(type="text", text=json.dumps(worded, indent=2, ensure_ascii=False))]})
+        return result
+
+
 def build_server() -> MCPServer:
-    server = MCPServer(
+    server = TuneforgeServer(
         name=SERVER_NAME,
         title="tuneforge",
         description="Fine-tune open LLMs: validate data, plan hardware and cost, train, export GGUF.",
@@ -73,4 +100,4 @@ def serve() -> None:
     build_server().run("stdio")
 
 
-__all__ = ["build_server", "serve", "describe", "TOOLS", "INSTRUCTIONS", "SERVER_NAME"]
+__all__ = ["TuneforgeServer", "build_server", "serve", "describe", "TOOLS", "INSTRUCTIONS", "SERVER_NAME"]

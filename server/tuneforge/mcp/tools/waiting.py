@@ -66,12 +66,12 @@ async def wait_for_job(
         job = await anyio.to_thread.run_sync(wait_in_thread, service, job_id, ctx, timeout_seconds, poll_seconds)
         waited = time.monotonic() - started
         status = await anyio.to_thread.run_sync(
-            lambda: service.status(job_id, log_tail=20 if job.stage == Stage.ERROR else 0))
+            lambda: service.status(job_id, log_tail=10 if job.stage == Stage.ERROR else 0))
     if not job.terminal:
         nxt = f"Still {job.stage} after {waited:.0f} s; it keeps running. Call wait_for_job again or job_status later."
     elif job.stage == Stage.COMPLETED:
         nxt = (f"Finished: report the outputs (eval loss before/after in outputs.result); "
                f"export_gguf(job_id='{job_id}') makes verified GGUF files.")
     else:
-        nxt = "Read log_tail (or job_logs) for the cause; the error names the fix."
+        nxt = "The job's message is the cause of the failure; log_tail and job_logs show more."
     return JobWait(job=compact_status(status), finished=job.terminal, waited_seconds=round(waited, 1), next=nxt)
