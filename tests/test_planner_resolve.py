@@ -272,3 +272,24 @@ def test_a_size_guessed_from_the_name_is_marked_in_the_headline(capsys: pytest.C
     text = run_main(capsys, "plan", "--model", "nobody-here/Imaginary-7B-Chat", "--rows", "100", "--backend", "hf")
     headline = " ".join(text.stdout.split("\n")[0:2])
     assert "GUESSED" in headline and "~" in headline
+
+
+def test_plan_training_and_submit_training_take_the_same_arguments_with_the_same_defaults(
+        tiny_llama_dir: Path, math_prompts: str) -> None:
+    async def body(client):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        planned = await client.call_tool("plan_training", {"model": str(tiny_llama_dir), "method": "grpo",
+                                                           "dataset": math_prompts, "peft": "auto",
+                                                           "batch_size": 2, "num_generations": 2})
+        return tools, planned
+
+    tools, planned = in_memory(body)
+    plan_args = tools["plan_training"].input_schema["properties"]
+    submit_args = tools["submit_training"].input_schema["properties"]
+    assert set(plan_args) - {"rows", "budget_usd"} == set(submit_args) - {"confirmed"}
+    for name in set(plan_args) & set(submit_args):
+        assert plan_args[name].get("default") == submit_args[name].get("default"), name
+    assert plan_args["backend"]["default"] == "local"
+    assert not planned.is_error, planned.content[0].text
+    plan = planned.structured_content
+    assert plan["backend"] == "local" and plan["peft"] != "auto" and plan["reward_functions"] == ["accuracy"]
