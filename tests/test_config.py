@@ -183,3 +183,27 @@ def test_a_stored_config_is_read_back_even_when_its_paths_are_gone(data_file: Pa
     assert again == cfg
     with pytest.raises(ConfigError):
         RunConfig.from_dict(cfg.model_dump())  # a new submission checks the paths again
+
+
+def test_a_value_that_looks_like_a_path_is_never_taken_for_a_hub_id(tmp_path: Path):
+    from tuneforge.config.schema import looks_like_path
+
+    for path_like in ("mesages.jsonl", "./SmolLM2-135M", "../m", "/abs/m", "~/m", "a/b/c", "data\\train.csv", "x.parquet"):
+        assert looks_like_path(path_like), path_like
+    for hub_id in ("HuggingFaceTB/SmolLM2-135M", "Qwen/Qwen2.5-0.5B-Instruct", "gpt2", "openai/gsm8k",
+                   "TinyLlama/TinyLlama-1.1B-Chat-v1.0"):
+        assert not looks_like_path(hub_id), hub_id
+    with pytest.raises(ConfigError) as exc:
+        RunConfig.from_dict({"model": "Qwen/Qwen3-0.6B", "dataset": {"path": "mesages.jsonl"}})
+    assert exc.value.code == "config.path_not_found" and exc.value.details == {"field": "dataset.path",
+                                                                              "path": "mesages.jsonl"}
+    with pytest.raises(ConfigError) as exc:
+        RunConfig.from_dict({"model": "Qwen/Qwen3-0.6B", "dataset": {"path": "owner/name"}, "method": "grpo",
+                             "method_args": {"reward_functions": ["accuracy", "bleu"]}})
+    assert exc.value.code == "config.unknown_reward" and "length" in exc.value.fix
+    with pytest.raises(ConfigError) as exc:  # the comma form pasted into a config: refused, not a column name
+        RunConfig.from_dict({"model": "Qwen/Qwen3-0.6B",
+                             "dataset": {"path": "owner/name", "column_map": {"prompt": "question,chosen=good"}}})
+    assert "column_map" in exc.value.message
+    auto = RunConfig.from_dict({"model": "Qwen/Qwen3-0.6B", "dataset": {"path": "owner/name"}, "peft": {"kind": "auto"}})
+    assert auto.peft.kind == "auto" and auto.method_args.reward_functions == []
