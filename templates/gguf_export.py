@@ -54,7 +54,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # its helpers travel next to it (jobs/workspace.py)
 from _shared.events import EVENT_PREFIX  # noqa: E402, F401  (part of every template's surface)
-from _shared.gguf_checks import summarise  # noqa: E402
+from _shared.gguf_checks import PROMPTS, summarise  # noqa: E402
 from _shared.model_files import remote_code_findings, stage_model_folder  # noqa: E402
 from _events import emit, fail  # noqa: E402
 
@@ -209,6 +209,8 @@ def card_rows(files: list[dict]) -> list[str]:
             bits.append(f"top-1 agreement {c['top1_agreement']:.1%}")
         if c.get("greedy_match_f16") is not None:
             bits.append(f"greedy answers equal to f16 {c['greedy_match_f16']:.0%}")
+        if c.get("agreement") is not None:
+            bits.append(f"greedy answers agree with {c['agreement_with']} on {c['agreement']:.0%} of prompts (gate {c['min_agreement']:.0%})")
         rows.append(f"| {Path(f['path']).name} | {f['quant'].upper()} | {f['bytes'] / 2**20:.1f} MiB | {'; '.join(bits) or 'loaded'} |")
     return rows
 
@@ -235,7 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="gguf", help="output folder (default ./gguf)")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="the user trusts the model's own code (set by tuneforge from their flag, never from the config)")
+    parser.add_argument("--min-agreement", action="append", default=[], metavar="TYPE=SHARE",
+                        help="the agreement gate's threshold for a file type (default: _shared/gguf_checks.py MIN_AGREEMENT)")
     args = parser.parse_args(argv)
+    min_agreement = {}
+    for item in args.min_agreement:
+        name, _, share = item.partition("=")
+        try:
+            min_agreement[name.strip().lower()] = float(share)
+        except ValueError:
+            fail(f"--min-agreement {item!r} is not TYPE=SHARE")
     cfg = json.loads(Path(args.config).read_text(encoding="utf-8"))
     unknown = sorted(set(cfg) - KNOWN_KEYS)
     if unknown:
@@ -288,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_cmd.append(f"--system={cfg['system_prompt']}")
     run(ref_cmd, log, "computing reference logits")
     meta = json.loads(reference.with_suffix(".json").read_text(encoding="utf-8"))
+    prompt_source = "built-in" if cfg["verify"]["prompts"] == PROMPTS else "job eval_prompts"
 
     def verify(path: Path, quant: dict, f16_result: Path | None) -> tuple[dict, Path]:
         result = work / f"verify-{quant['name']}.json"
@@ -297,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         run(cmd, log, f"checking {path.name} with llama.cpp", env=env)
         data = json.loads(result.read_text(encoding="utf-8"))
         return summarise(data, meta, quant=quant["name"], converted=quant["converted"], seconds=time.time() - t,
-                         tolerance=cfg["verify"]["logit_tolerance"]), result
+                         tolerance=cfg["verify"]["logit_tolerance"], min_agreement=min_agreement,
+                         prompt_source=prompt_source), result
 
     def convert_to(path: Path, outtype: str) -> None:
         run([sys.executable, *guard, str(convert), str(model_dir), "--outtype", outtype, "--outfile", str(path)], log,
@@ -348,13 +361,13 @@ def main(argv: list[str] | None = None) -> int:
         "files": ordered, "modelfile": str(out / "Modelfile"), "passed": not failed, "out_dir": str(out),
         "reference": reference_file, "pushed_to": None, "url": None,
         "toolchain": {"llama_cpp_python": cfg["toolchain"]["llama_cpp_python"], "llama_cpp_commit": commit},
-        "notes": [f"{f['quant']}: verification failed ({f['checks'].get('failed_because')})." for f in failed],
+        "notes": [f"{Path(f['path']).name}: verification failed ({f['checks'].get('failed_because')})." for f in failed],
     }
     if failed:
         report["seconds"] = round(time.time() - started, 2)
         (out / "gguf-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         emit("result", **report)
-        fail(f"not pushing to {cfg['push_to_hub']}: {'; '.join(report['notes'])}")
+        fail(f"gguf.verify_failed: not pushing to {cfg['push_to_hub']}: {' '.join(report['notes'])}")
 
     step(f"Pushing to the Hub: {cfg['push_to_hub']}")
     from huggingface_hub import HfApi, constants

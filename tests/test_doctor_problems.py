@@ -202,3 +202,11 @@ def test_an_empty_conversation_blocks_and_is_listed(tmp_path: Path) -> None:
     assert empty.line == 3 and empty.blocking and "empty conversation" in empty.message
     assert report.methods["sft"].status == "incompatible"
     assert any("empty conversation" in r and "lines 3" in r for r in report.methods["sft"].reasons)
+
+
+def test_a_column_missing_from_rows_shaped_like_the_first_is_counted_with_its_lines(tmp_path: Path) -> None:
+    rows = [{"prompt": "p1"}, {"prompt": "p2", "completion": "c2"}, {"completion": "c3"}, {"prompt": "p4"},
+            {"prompt": "p5", "completion": "c5"}]
+    report = validate(str(write_jsonl(tmp_path / "gaps.jsonl", rows)), method="sft", cache=False)
+    missing = {p.message: p.lines for p in problems(report, "missing")}
+    assert missing == {"1 row(s) have no 'prompt'": [3], "2 row(s) have no 'completion'": [1, 4]}

@@ -151,8 +151,9 @@ def test_the_exact_payload_exports_verifies_and_pushes_the_tiny_model(hub, repo_
     finally:
         os.environ.pop("TUNEFORGE_TOOLCHAIN_DIR", None)
     serve(hub, tiny_llama_dir, TINY, weights=True)
-    sub = cli(tuneforge_cli, TINY, "--backend", "hf", "--push-to", f"{USER}/tiny-GGUF", "--quant", "q8_0")
+    sub = cli(tuneforge_cli, TINY, "--backend", "hf", "--push-to", f"{USER}/tiny-GGUF", "--quant", "q8_0", "--min-agreement", "q8_0=0.85")
     received = hub.jobs[sub["backend_job_id"]]
+    assert received["command"][-2:] == ["--min-agreement", "q8_0=0.85"]  # the threshold travels as a template argument
 
     data = tmp_path / "mount"  # stands for the bucket folder mounted at /data
     for rel, content in hub.volume_files(sub["backend_job_id"]).items():
@@ -174,6 +175,9 @@ def test_the_exact_payload_exports_verifies_and_pushes_the_tiny_model(hub, repo_
     assert result["passed"] and [f["quant"] for f in result["files"]] == ["q8_0"]
     assert result["reference"]["checks"]["max_abs_logit_diff"] < 0.05  # the f16 intermediate matched transformers
     assert result["files"][0]["checks"]["generated_tokens"] > 0
+    gate = result["files"][0]["checks"]
+    assert gate["min_agreement"] == 0.85 and gate["agreement"] >= 0.85 and gate["prompts"] == 24  # the same gate as a local export
+    assert result["reference"]["checks"]["min_agreement"] == 0.95
     progress = [e for e in events if e["type"] == "progress"]
     assert progress[-1]["step"] == progress[-1]["total_steps"]
     out = workdir / "gguf"

@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import TuneforgeError
+from ..errors import ConfigError, TuneforgeError
+from .targets import require_push_target
 
 if TYPE_CHECKING:
     from ..gguf.cloud import CloudExport
@@ -30,20 +31,26 @@ Progress = Callable[[int, int, str], None]
 def export_gguf(model: str | None = None, *, quants: list[str] | str | None = None, out: str | None = None,
                 base: str | None = None, job_id: str | None = None, push_to: str | None = None,
                 system_prompt: str | None = None, progress: Progress | None = None,
-                private: bool | None = None, trust_remote_code: bool = False) -> "GGUFReport":
+                private: bool | None = None, trust_remote_code: bool = False,
+                min_agreement: dict[str, float] | list[str] | str | None = None) -> "GGUFReport":
     """Merge (LoRA adapters), convert, quantize and verify GGUF files, write an Ollama Modelfile, push if asked.
 
     MODEL is a model folder, a LoRA adapter folder or a Hub id; or pass job_id for a finished training
     job. `progress(step, total, message)` is called as the export moves on. Every input is checked
     (in a second) before any heavy work starts. `trust_remote_code`: the user has read and trusts the
     model's own code (else such a model is refused, and the export cannot run its code anyway).
+    `min_agreement`: the agreement gate's thresholds per type ({"q4_k_m": 0.7} or ["q4_k_m=0.7"]), over the
+    defaults in templates/_shared/gguf_checks.py. A file under its threshold raises gguf.verify_failed
+    (tuneforge.gguf.export.VerifyFailed, with the report) and nothing is pushed.
     """
     from ..gguf import remote_code
     from ..gguf import source as src
     from ..gguf.export import check_training_stack, run_export
-    from ..gguf.quants import parse_quants
+    from ..gguf.quants import parse_min_agreement, parse_quants
 
     quant_types = parse_quants(quants)
+    thresholds = parse_min_agreement(min_agreement)
+    out_dir = checked_out(out)
     check_training_stack()
     if push_to:
         from ..gguf.hub import check_can_push
@@ -51,9 +58,22 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
         check_can_push(push_to)
     source = src.resolve(model, base=base, job_id=job_id, system_prompt=system_prompt, trust_remote_code=trust_remote_code)
     remote_code.check(source, trust_remote_code=trust_remote_code)
-    out_dir = (Path(out).expanduser() if out else default_out(source.name, job_id)).resolve()
+    out_dir = out_dir or default_out(source.name, job_id).resolve()
     return run_export(source, quant_types, out_dir, push_to=push_to, progress=progress, private=private,
-                      trust_remote_code=trust_remote_code)
+                      trust_remote_code=trust_remote_code, min_agreement=thresholds)
+
+
+def checked_out(out: str | None) -> Path | None:
+    """The output folder asked for, resolved; like a training output_dir it must lie under the allowed roots."""
+    if not out:
+        return None
+    from ..paths import outside_allowed_roots
+
+    if why := outside_allowed_roots(out):
+        raise ConfigError(f"The GGUF output folder {why}.", "Pass --out inside the current directory or $TUNEFORGE_HOME, "
+                          "or add a parent of it to $TUNEFORGE_ALLOWED_ROOTS.", code="config.output_outside_roots",
+                          details={"field": "out"})
+    return Path(out).expanduser().resolve()
 
 
 def default_out(name: str, job_id: str | None) -> Path:
@@ -72,26 +92,26 @@ def default_out(name: str, job_id: str | None) -> Path:
 def submit_export(model: str | None = None, *, job_id: str | None = None, base: str | None = None,
                   quants: list[str] | str | None = None, push_to: str | None = None, flavor: str | None = None,
                   timeout_seconds: int | None = None, system_prompt: str | None = None,
-                  private: bool | None = None, trust_remote_code: bool = False) -> "CloudExport":
+                  private: bool | None = None, trust_remote_code: bool = False,
+                  min_agreement: dict[str, float] | list[str] | str | None = None) -> "CloudExport":
     """The same export as a Hugging Face job (`--backend hf`) of a Hub model or a finished hf job's pushed model:
     answers at once with the job id, URL, flavor and what it will push."""
     from ..flavors import price_for
     from ..gguf import cloud, remote_code
     from ..gguf.hub import REPO_ID
-    from ..gguf.quants import parse_quants
+    from ..gguf.quants import parse_min_agreement, parse_quants
     from ..jobs.service import JobService
     from ..jobs.workspace import job_folder
     from ..records import new_job_id
 
     quant_types = parse_quants(quants)
-    if not push_to:
-        raise TuneforgeError("A Hugging Face export job needs somewhere to push: the cloud machine is deleted when the job ends.",
-                             "Add --push-to your-name/model-name-GGUF (a model repo you can write to), or export here with --backend local.",
-                             code="gguf.push_target_required")
+    thresholds = parse_min_agreement(min_agreement)
+    require_push_target(push_to, "hf", example="your-name/model-name-GGUF", local_hint=", or export here with --backend local")
+    assert push_to is not None
     if not REPO_ID.match(push_to):
         raise TuneforgeError(f"--push-to {push_to!r} is not a Hub repo id.", "Write it as owner/name, e.g. me/my-model-GGUF.",
                              code="gguf.bad_push_target")
-    repo, base, system_prompt, source_job = cloud.cloud_ref(model, job_id, base, system_prompt)
+    repo, base, system_prompt, source_job, prompts = cloud.cloud_ref(model, job_id, base, system_prompt)
 
     new_id = new_job_id()
     job_dir = job_folder(new_id)
@@ -100,8 +120,9 @@ def submit_export(model: str | None = None, *, job_id: str | None = None, base: 
     choice = cloud.choose_flavor(hub_model.n_params, adapter=hub_model.adapter, flavor=flavor)
     timeout = timeout_seconds or cloud.default_timeout(hub_model.n_params)
     config = cloud.export_config(hub_model, quant_types, push_to=push_to, private=private, system_prompt=system_prompt,
-                                 timeout=timeout, source_job=source_job, choice=choice)
-    spec = cloud.stage_export(config, job_dir, new_id, choice.flavor, trust_remote_code=trust_remote_code)
+                                 timeout=timeout, source_job=source_job, choice=choice, eval_prompts=prompts)
+    spec = cloud.stage_export(config, job_dir, new_id, choice.flavor, trust_remote_code=trust_remote_code,
+                              min_agreement=thresholds)
     job = JobService().submit(spec, backend="hf", kind="gguf", export=config, price_per_hour=price_for(choice.flavor),
                               job_id=new_id, job_dir=job_dir)
     hours = timeout / 3600

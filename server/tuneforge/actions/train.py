@@ -10,10 +10,11 @@ from __future__ import annotations
 import importlib.util
 
 from ..config import RunConfig
-from ..errors import ConfigError, MissingDependency
+from ..errors import MissingDependency
 from ..jobs.service import JobService, SubmitResult
 from ..types import BackendName
 from .resolve import DEFAULT_BACKEND, resolve_launch, resolve_run
+from .targets import require_push_target
 
 __all__ = ["start_training", "require_push_target", "check_local_training_deps", "resolve_launch", "TRAIN_PACKAGES"]
 
@@ -25,17 +26,6 @@ def check_local_training_deps() -> None:
     for pkg in TRAIN_PACKAGES:
         if importlib.util.find_spec(pkg) is None:
             raise MissingDependency(pkg, "train")
-
-
-def require_push_target(config: RunConfig, backend: str) -> None:
-    """A cloud run needs somewhere to push: the machine and its disk are deleted when the job ends."""
-    if backend != BackendName.LOCAL and not config.push_to_hub:
-        raise ConfigError(
-            "A Hugging Face Jobs run needs somewhere to push: the cloud machine is deleted when the job ends.",
-            "Add --push-to your-name/model-name (a model repo you can write to).",
-            code="config.push_target_required",
-            details={"field": "push_to_hub"},
-        )
 
 
 def start_training(
@@ -50,7 +40,7 @@ def start_training(
     service = service or JobService()
     if backend == BackendName.LOCAL:
         check_local_training_deps()
-    require_push_target(config, backend)
+    require_push_target(config.push_to_hub, backend)
     resolved = resolve_run(config, backend=backend, flavor=flavor, submit=True, skip_plan=skip_plan)
     plan, config, flavor = resolved.plan, resolved.config, resolved.flavor
     # the plan's warnings, then what was chosen for the user (GRPO rewards, peft auto's learning rate)

@@ -36,6 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--push-to", help="Hub repo to upload the verified files, Modelfile and model card to.")
     p.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
     p.add_argument("--system-prompt", help="System prompt for the Modelfile (default: the training job's, if any).")
+    p.add_argument("--min-agreement", action="append", metavar="TYPE=SHARE",
+                   help="The gate: the share of eval prompts on which a file's greedy answer must equal the model's "
+                   "(default f16/bf16 0.95, q8_0 0.9, q5_k_m and q4_k_m 0.8; see templates/_shared/gguf_checks.py). "
+                   "Repeatable or comma-separated, e.g. --min-agreement q4_k_m=0.7.")
     p.add_argument("--flavor", help="--backend hf: Hugging Face Jobs flavor (default cpu-upgrade, or one with enough RAM for the model).")
     p.add_argument("--timeout", help="--backend hf: job time limit, e.g. 90m, 2h (default 1 h + 10 min per billion parameters).")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -56,10 +60,21 @@ def run(args: argparse.Namespace) -> int:
 
     kwargs: dict[str, Any] = dict(quants=args.quant, out=args.out, base=args.base, job_id=args.job_id,
                                   push_to=args.push_to, system_prompt=args.system_prompt, private=args.private,
-                                  trust_remote_code=args.trust_remote_code)
+                                  trust_remote_code=args.trust_remote_code, min_agreement=args.min_agreement)
     if args.json:
         report = export_gguf(args.model, **kwargs)
     else:
+        report = export_with_bar(args, kwargs)
+    output.emit(args, report, render)
+    return 0 if report.passed else 1
+
+
+def export_with_bar(args: argparse.Namespace, kwargs: dict[str, Any]) -> GGUFReport:
+    """The export with a progress bar; a file that fails the gate: its table first, then the error."""
+    from ..actions.export import export_gguf
+    from ..gguf.export import VerifyFailed
+
+    try:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -69,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
             def progress(step: int, total: int, message: str) -> None:
                 bar.update(task, completed=step - 1, total=total, description=message)
 
-            report = export_gguf(args.model, progress=progress, **kwargs)
-    output.emit(args, report, render)
-    return 0 if report.passed else 1
+            return export_gguf(args.model, progress=progress, **kwargs)
+    except VerifyFailed as exc:
+        render(exc.report)
+        raise
 
 
 def render(r: GGUFReport) -> None:
@@ -86,14 +102,15 @@ def render(r: GGUFReport) -> None:
             bits.append(f"top-1 {c['top1_agreement']:.0%}")
         if c.get("greedy_match_f16") is not None:
             bits.append(f"same answer as f16 {c['greedy_match_f16']:.0%}")
-        elif c.get("greedy_match_transformers") is not None:
-            bits.append(f"same answer as transformers {c['greedy_match_transformers']:.0%}")
+        if c.get("agreement") is not None:
+            bits.append(f"agrees with {c['agreement_with']} on {c['agreeing_prompts']}/{c['prompts']} prompts "
+                        f"({c['agreement']:.0%}, needs {c['min_agreement']:.0%})")
         ok = "[green]yes[/green]" if c.get("passed") else f"[red]no[/red] {escape(c.get('failed_because', ''))}"
         table.add_row(f.quant, escape(Path(f.path).name), f"{f.bytes / 2**20:.1f} MiB", f"{f.seconds:.1f} s", ", ".join(bits), ok)
     out.print(table)
     out.print(f"Folder: {escape(r.out_dir)}")
     if r.modelfile:
-        name = Path(r.out_dir).name.lower()
+        name = r.source.get("ollama_name") or Path(r.out_dir).name.lower()
         out.print(f"Modelfile: {escape(r.modelfile)}  (ollama create {escape(name)} -f {escape(r.modelfile)})")
     if r.files:
         out.print(f"Run it: llama-cli -m {escape(r.files[-1].path)} -cnv")
@@ -134,7 +151,8 @@ def run_cloud(args: argparse.Namespace) -> int:
 
     result = submit_export(args.model, job_id=args.job_id, base=args.base, quants=args.quant, push_to=args.push_to,
                            flavor=args.flavor, timeout_seconds=parse_duration(args.timeout) if args.timeout else None,
-                           system_prompt=args.system_prompt, private=args.private, trust_remote_code=args.trust_remote_code)
+                           system_prompt=args.system_prompt, private=args.private, trust_remote_code=args.trust_remote_code,
+                           min_agreement=args.min_agreement)
     output.emit(args, result, render_cloud)
     return 0
 

@@ -20,7 +20,7 @@ class ColumnStats:
     name: str
     kinds: Counter = field(default_factory=Counter)
     kind_lines: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    missing: int = 0
+    missing: int = 0  # rows without this column: set when the pass is over (Scan.count_missing)
     missing_lines: list[tuple[int, int]] = field(default_factory=list)
     blank: int = 0  # empty or whitespace-only text, empty lists
     blank_lines: list[tuple[int, int]] = field(default_factory=list)
@@ -47,11 +47,6 @@ class ColumnStats:
     @property
     def non_labels(self) -> int:
         return sum(n for k, n in self.kinds.items() if k != "null") - self.labels
-
-    def add_missing(self, where: tuple[int, int] | None, count: int = 1) -> None:
-        self.missing += count
-        if where is not None and len(self.missing_lines) < SAMPLE:
-            self.missing_lines.append(where)
 
     @property
     def kind(self) -> str:

@@ -73,7 +73,7 @@ class Scan:
         self.format_lines: dict[str, list[tuple[int, int]]] = {}
         self.columns: dict[str, ColumnStats] = {}
         self.too_many_columns = False
-        self._ref_keys: frozenset[str] | None = None
+        self._sampling_missing: set[str] = set()  # columns with fewer than SAMPLE missing lines noted
         self._first_rows: list[tuple[int, int]] = []
         self.tallies: dict[tuple[str, str, str], Tally] = {}
         self.dups = DuplicateSketch()
@@ -112,9 +112,7 @@ class Scan:
         sample = self.format_lines.setdefault(fmt, [])
         if len(sample) < SAMPLE:
             sample.append(where)
-        if self._ref_keys is None:
-            self._ref_keys = frozenset(row)
-        if row.keys() != self._ref_keys:
+        if row.keys() != self.columns.keys():
             self._note_missing(row, where)
         columns = self.columns
         for key, value in row.items():
@@ -154,14 +152,24 @@ class Scan:
         col = self.columns[key] = ColumnStats(str(key))
         before = self.rows - 1
         if before:  # earlier rows lacked it
-            col.add_missing(None, before)
             col.missing_lines.extend(self._first_rows[:min(before, SAMPLE)])
+        if len(col.missing_lines) < SAMPLE:
+            self._sampling_missing.add(key)
         return col
 
     def _note_missing(self, row: dict[str, Any], where: tuple[int, int]) -> None:
-        for name, col in self.columns.items():
-            if name not in row:
-                col.add_missing(where)
+        """Sample lines of the columns this row lacks (the counts come from the rows that have them, in
+        count_missing): a set difference in C, so rows of scattered keys cost little."""
+        for name in self._sampling_missing - row.keys():
+            lines = self.columns[name].missing_lines
+            lines.append(where)
+            if len(lines) >= SAMPLE:
+                self._sampling_missing.discard(name)
+
+    def count_missing(self) -> None:
+        """Each column's missing count: the rows read less the rows that hold it."""
+        for col in self.columns.values():
+            col.missing = self.rows - sum(col.kinds.values())
 
     def _check_conversation(self, column: str, messages: list[Any], sharegpt: bool, where: tuple[int, int]) -> None:
         seen: set[tuple[str, str]] = set()
@@ -178,6 +186,7 @@ class Scan:
 
     # ---- the report ----------------------------------------------------------------------------
     def report(self, method: str) -> tuple[DatasetReport, dict[str, Fit]]:
+        self.count_missing()
         fmt = self.formats.most_common(1)[0][0] if self.rows else "empty"
         column_tallies: dict[str, list[Tally]] = {}
         for tally in self.tallies.values():

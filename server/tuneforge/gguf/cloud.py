@@ -31,7 +31,8 @@ from ..errors import TuneforgeError
 from ..flavors import host_ram_gb, price_for
 from ..jobs.service import SubmitResult
 from ..records import JobSpec
-from ..templates._shared.gguf_checks import LOGIT_TOLERANCE, MAX_NEW_TOKENS, PROMPTS
+from ..templates._shared.gguf_checks import LOGIT_TOLERANCE, MAX_NEW_TOKENS
+from ..templates._shared.gguf_checks import eval_prompts as eval_prompts_for
 from ..templates._shared.model_files import remote_code_findings
 from . import modelfile as mf
 from . import toolchain as tcm
@@ -83,8 +84,10 @@ class HubModel(BaseModel):
 
 
 # ---- what to export --------------------------------------------------------------------------------------
-def cloud_ref(model: str | None, job_id: str | None, base: str | None, system_prompt: str | None) -> tuple[str, str | None, str | None, str | None]:
-    """(model repo, base override, system prompt, source job id), refusing anything the cloud cannot reach."""
+def cloud_ref(model: str | None, job_id: str | None, base: str | None,
+              system_prompt: str | None) -> tuple[str, str | None, str | None, str | None, list[str]]:
+    """(model repo, base override, system prompt, source job id, the job's eval prompts), refusing anything the cloud
+    cannot reach."""
     if job_id:
         if model:
             raise TuneforgeError("Pass either MODEL or --job, not both.", "Use --job ID to export a finished training job's model.",
@@ -113,7 +116,7 @@ def cloud_ref(model: str | None, job_id: str | None, base: str | None, system_pr
             base = trained_on
         if system_prompt is None:
             system_prompt = job.config.system_prompt if job.config else None
-        return repo, base, system_prompt, job_id
+        return repo, base, system_prompt, job_id, list(job.config.eval_prompts) if job.config else []
     if not model:
         raise TuneforgeError("Nothing to export.", "Pass a Hub model id (owner/name) or --job ID of a finished hf training job.",
                              code="gguf.nothing_to_export")
@@ -127,7 +130,7 @@ def cloud_ref(model: str | None, job_id: str | None, base: str | None, system_pr
     if base is not None and not HUB_ID.match(base):
         raise TuneforgeError(f"--base {base!r} is not a Hub id, so a Hugging Face job cannot download it.",
                              "Pass the base model's Hub id (owner/name), or export here with --backend local.", code="gguf.not_on_hub")
-    return model, base, system_prompt, None
+    return model, base, system_prompt, None, []
 
 
 def fetch_small_files(repo_id: str, dest: Path, what: str) -> Path:
@@ -273,14 +276,17 @@ def default_timeout(n_params: int) -> int:
 
 # ---- the job's config and folder ----------------------------------------------------------------------
 def export_config(model: HubModel, quant_types: list[QuantType], *, push_to: str, private: bool | None,
-                  system_prompt: str | None, timeout: int, source_job: str | None, choice: FlavorChoice) -> ExportConfig:
-    """The job's config.json: what to download and make, the Modelfile and model card rendered here, the pins."""
+                  system_prompt: str | None, timeout: int, source_job: str | None, choice: FlavorChoice,
+                  eval_prompts: list[str] | None = None) -> ExportConfig:
+    """The job's config.json: what to download and make, the Modelfile and model card rendered here, the pins;
+    the prompts of the agreement gate (a source job's eval prompts, see gguf_checks.eval_prompts)."""
     fmt = mf.chat_format(Path(model.tokenizer_dir))
     name = model_stem(model.repo)
     names = file_names(name, quant_types)
     pick = next((q for q in MODELFILE_PREFERENCE if q in names), quant_types[0].name)
     modelfile = mf.modelfile_text(names[pick], fmt, system_prompt=system_prompt,
-                                  others=[n for q, n in names.items() if q != pick], model_name=name.lower(),
+                                  others=[n for q, n in names.items() if q != pick], model_name=mf.ollama_name(name),
+                                  trained=source_job is not None,
                                   header=f"Ollama Modelfile written by tuneforge {__version__} for {model.repo}")
     toolchain_text = f"llama-cpp-python {tcm.LLAMA_CPP_PYTHON_VERSION}, llama.cpp {tcm.LLAMA_CPP_COMMIT[:7]}"
     readme = mf.model_card(repo_id=push_to, base_model=model.base_model if model.adapter else model.repo,
@@ -294,7 +300,8 @@ def export_config(model: HubModel, quant_types: list[QuantType], *, push_to: str
         system_prompt=system_prompt, modelfile=modelfile, readme=readme,
         toolchain=ToolchainPin(llama_cpp_python=tcm.LLAMA_CPP_PYTHON_VERSION, llama_cpp_commit=tcm.LLAMA_CPP_COMMIT,
                                cmake_args=tcm.CMAKE_ARGS),
-        verify=VerifySettings(prompts=PROMPTS, max_new_tokens=MAX_NEW_TOKENS, logit_tolerance=LOGIT_TOLERANCE),
+        verify=VerifySettings(prompts=eval_prompts_for(eval_prompts)[0], max_new_tokens=MAX_NEW_TOKENS,
+                              logit_tolerance=LOGIT_TOLERANCE),
         timeout_seconds=timeout, source_job=source_job, n_params_estimate=model.n_params, flavor_reason=choice.reason,
     )
 
@@ -304,9 +311,11 @@ def file_names(name: str, quant_types: list[QuantType]) -> dict[str, str]:
     return {q.name: f"{name}-{q.tag}.gguf" for q in quant_types}
 
 
-def stage_export(config: ExportConfig, job_dir: Path, job_id: str, flavor: str, *, trust_remote_code: bool = False) -> JobSpec:
+def stage_export(config: ExportConfig, job_dir: Path, job_id: str, flavor: str, *, trust_remote_code: bool = False,
+                 min_agreement: dict[str, float] | None = None) -> JobSpec:
     """The job folder (config.json, the template with its helpers, the two workers) and the spec that runs it;
-    `trust_remote_code` adds the template's --trust-remote-code (the user's consent, not a config key)."""
+    `trust_remote_code` adds the template's --trust-remote-code (the user's consent, not a config key),
+    `min_agreement` one --min-agreement TYPE=SHARE per threshold asked for (the template's defaults: gguf_checks)."""
     from .. import paths
     from ..jobs.workspace import stage_template
 
@@ -321,7 +330,8 @@ def stage_export(config: ExportConfig, job_dir: Path, job_id: str, flavor: str, 
     return JobSpec(
         script=script,
         args=["--config", str(config_path), "--hf-worker", str(workers[0]), "--llama-worker", str(workers[1]),
-              *(["--trust-remote-code"] if trust_remote_code else [])],
+              *(["--trust-remote-code"] if trust_remote_code else []),
+              *[arg for q, v in (min_agreement or {}).items() for arg in ("--min-agreement", f"{q}={v}")]],
         files=[config_path, *workers, *helpers],
         flavor=flavor,
         timeout_seconds=config.timeout_seconds,

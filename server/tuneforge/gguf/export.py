@@ -13,6 +13,7 @@ model's code even where detection missed it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -22,6 +23,7 @@ from typing import Callable
 from .. import __version__
 from ..errors import MissingDependency, TuneforgeError
 from ..reports.gguf import GGUFFile, GGUFReport
+from ..templates._shared.gguf_checks import eval_prompts
 from ..templates._shared.model_files import stage_model_folder
 from . import modelfile as mf
 from . import source as src
@@ -34,6 +36,19 @@ Progress = Callable[[int, int, str], None]
 #: keep this much disk free beyond the estimated need (bytes); $TUNEFORGE_GGUF_MIN_FREE_BYTES overrides
 MIN_FREE_BYTES = 256 * 2**20
 LOG_NAME = "export.log"
+
+
+class VerifyFailed(TuneforgeError):
+    """Files failed verification (the agreement gate, or the f16 file's checks against transformers): nothing was
+    pushed. The message names each file and its figure; `report` (also in details and gguf-report.json) has them all."""
+
+    exit_code = 1
+    default_code = "gguf.verify_failed"
+
+    def __init__(self, message: str, fix: str, report: GGUFReport, failed: list[dict]):
+        super().__init__(message, fix, code="gguf.verify_failed",
+                         details={"failed": failed, "report": report.model_dump(mode="json")})
+        self.report = report
 
 
 def check_training_stack() -> None:
@@ -58,7 +73,9 @@ class Steps:
 
 
 def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, *, push_to: str | None = None,
-               progress: Progress | None = None, private: bool | None = None, trust_remote_code: bool = False) -> GGUFReport:
+               progress: Progress | None = None, private: bool | None = None, trust_remote_code: bool = False,
+               min_agreement: dict[str, float] | None = None) -> GGUFReport:
+    """The export of a resolved source; raises VerifyFailed (after writing gguf-report.json) when a file fails."""
     started = time.time()
     has_tc = tcm.installed() is not None
     needs_merge = source.kind == "adapter"
@@ -103,8 +120,10 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
 
         step("Computing reference logits with transformers")
         t = time.time()
+        prompts, prompt_source = eval_prompts(source.eval_prompts)
         reference = workers.reference(model_dir, work, source.n_params or 0, source.system_prompt, log, notes,
-                                      trust_remote_code=trust)
+                                      trust_remote_code=trust, prompts_list=prompts)
+        gate = {"min_agreement": min_agreement, "prompt_source": prompt_source}
         steps["reference"] = round(time.time() - t, 2)
 
         fmt = mf.chat_format(model_dir)
@@ -119,7 +138,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
         made = time.time() - t
         steps["convert"] = round(made, 2)
         step("Verifying the f16 file against transformers")
-        f16_checks, f16_verify = workers.verify(tc, f16_path, reference, None, work, log, QUANTS["f16"])
+        f16_checks, f16_verify = workers.verify(tc, f16_path, reference, None, work, log, QUANTS["f16"], **gate)
         f16_file = GGUFFile(quant="f16", path=str(f16_path), bytes=f16_path.stat().st_size, checks=f16_checks,
                             seconds=round(made + f16_checks["verify_seconds"], 2))
         keep_f16 = any(q.name == "f16" for q in quant_types)
@@ -132,7 +151,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
             workers.convert(tc, model_dir, path, q.name, log, trust_remote_code=trust)
             made = time.time() - t
             step(f"Verifying {q.name}")
-            checks, _ = workers.verify(tc, path, reference, None, work, log, q)
+            checks, _ = workers.verify(tc, path, reference, None, work, log, q, **gate)
             by_name[q.name] = GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
                                        seconds=round(made + checks["verify_seconds"], 2))
         for q in quantized:
@@ -142,7 +161,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
             workers.quantize(tc, f16_path, path, q, log)
             made = time.time() - t
             step(f"Verifying {q.name}")
-            checks, _ = workers.verify(tc, path, reference, f16_verify, work, log, q)
+            checks, _ = workers.verify(tc, path, reference, f16_verify, work, log, q, **gate)
             by_name[q.name] = GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
                                        seconds=round(made + checks["verify_seconds"], 2))
         files = [by_name[q.name] for q in quant_types]
@@ -160,16 +179,17 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
         report = GGUFReport(
             files=files, modelfile=str(modelfile_path), seconds=0.0, passed=passed, out_dir=str(out_dir),
             source={"kind": source.kind, "path": source.path, "base_model": source.base_model, "job_id": source.job_id,
-                    "architecture": source.architecture, "n_params": source.n_params},
+                    "architecture": source.architecture, "n_params": source.n_params, "name": source.name,
+                    "ollama_name": mf.ollama_name(source.name)},
             toolchain={"llama_cpp_python": tc.version, "llama_cpp_commit": tc.commit},
             chat_format=fmt.model_dump(exclude={"template"}) | {"system_prompt": source.system_prompt},
             reference=ref_file, notes=notes, steps=steps,
         )
+        if not passed:
+            report.seconds = round(time.time() - started, 2)
+            (out_dir / "gguf-report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+            raise verify_failed(report, ref_file, push_to, log)
         if push_to:
-            if not passed:
-                raise TuneforgeError(f"Not pushing to {push_to}: some files failed verification ({'; '.join(notes)}).",
-                                     f"Inspect the files in {out_dir} and {log}; fix the model or drop the failing quant types.",
-                                     code="gguf.verify_failed")
             step(f"Pushing to the Hub: {push_to}")
             from .hub import push
 
@@ -210,12 +230,33 @@ def check_disk_space(out_dir: Path, source: src.Source, quant_types: list[QuantT
         )
 
 
+def verify_failed(report: GGUFReport, ref_file: GGUFFile | None, push_to: str | None, log: Path) -> VerifyFailed:
+    """The error for a report with failed files: each file with its agreement figure and threshold."""
+    failed = []
+    for f in report.files + ([ref_file] if ref_file else []):
+        c = f.checks
+        if not c.get("passed"):
+            failed.append({"file": Path(f.path).name, "quant": f.quant, "agreement": c.get("agreement"),
+                           "min_agreement": c.get("min_agreement"), "agreement_with": c.get("agreement_with"),
+                           "top1_agreement": c.get("top1_agreement"), "failed_because": c.get("failed_because")})
+    what = "; ".join(f"{x['file']}: {x['failed_because']}" for x in failed)
+    low = [x for x in failed if x["agreement"] is not None and x["min_agreement"] is not None and x["agreement"] < x["min_agreement"]]
+    fix = f"Compare the answers in {report.out_dir}/gguf-report.json (and {log})."
+    if low:
+        fix += (" A file that does not match its model (wrong conversion, wrong model) must not be used; if its answers are "
+                f"acceptable, lower the bar with --min-agreement {low[0]['quant']}={math.floor(low[0]['agreement'] * 100) / 100:.2f}, "
+                "or export a type with more bits (q5_k_m, q8_0, f16).")
+    where = f"nothing was pushed to {push_to}" if push_to else f"the files stay in {report.out_dir} for inspection"
+    return VerifyFailed(f"GGUF verification failed ({where}): {what}.", fix, report, failed)
+
+
 def write_modelfile(out_dir: Path, files: list[GGUFFile], fmt: mf.ChatFormat, source: src.Source) -> Path:
     by_quant = {f.quant: f for f in files}
     pick = next((by_quant[q] for q in MODELFILE_PREFERENCE if q in by_quant), files[0])
     others = [Path(f.path).name for f in files if f is not pick]
     text = mf.modelfile_text(Path(pick.path).name, fmt, system_prompt=source.system_prompt, others=others,
-                             model_name=source.name.lower(), header=f"Ollama Modelfile written by tuneforge {__version__} for {source.name}")
+                             model_name=mf.ollama_name(source.name), trained=source.job_id is not None,
+                             header=f"Ollama Modelfile written by tuneforge {__version__} for {source.name}")
     path = out_dir / "Modelfile"
     path.write_text(text, encoding="utf-8")
     return path

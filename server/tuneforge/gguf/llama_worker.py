@@ -88,6 +88,8 @@ def verify(gguf: str, reference: str, f16_result: str | None, threads: int) -> d
             row["greedy_match_transformers"] = cont == it["continuation"]
         if f16_items is not None:
             row["greedy_match_f16"] = cont == f16_items[i]["continuation"]
+            row["f16_continuation"] = f16_items[i]["continuation"]
+            row["f16_answer"] = f16_items[i]["answer"]
         out_items.append(row)
     md = llm.metadata or {}
     return {

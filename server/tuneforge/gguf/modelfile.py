@@ -243,8 +243,15 @@ def _triple_quoted(text: str, what: str) -> str:
     return f'"""{text}"""'
 
 
+def ollama_name(stem: str) -> str:
+    """The Ollama model name for a GGUF file stem: what the Modelfile's comment and the CLI both say to `ollama create`."""
+    return re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.") or "model"
+
+
 def modelfile_text(gguf_name: str, fmt: ChatFormat, *, system_prompt: str | None, others: list[str], model_name: str,
-                   header: str) -> str:
+                   header: str, trained: bool = False) -> str:
+    """The Modelfile. SYSTEM: `system_prompt`; without one, the chat template's default system prompt for a plain
+    model, and none for a `trained` model (a training job's export: the job trained with no system prompt)."""
     lines = [f"# {header}", f"# Run it: ollama create {model_name} -f Modelfile && ollama run {model_name}"]
     if others:
         lines.append("# Other files in this folder (point FROM at one to use it): " + ", ".join(others))
@@ -255,7 +262,7 @@ def modelfile_text(gguf_name: str, fmt: ChatFormat, *, system_prompt: str | None
         lines.append(f"TEMPLATE {_triple_quoted(fmt.template, 'chat template')}")
     for stop in fmt.stop:
         lines.append(f"PARAMETER stop {json.dumps(stop)}")
-    system = system_prompt if system_prompt is not None else fmt.default_system
+    system = system_prompt if system_prompt is not None else (None if trained else fmt.default_system)
     if system:
         lines.append(f"SYSTEM {_triple_quoted(system, 'system prompt')}")
     return "\n".join(lines) + "\n"
@@ -292,6 +299,8 @@ def model_card(*, repo_id: str, base_model: str | None, files: list[dict[str, An
             bits.append(f"top-1 agreement {c['top1_agreement']:.1%}")
         if c.get("greedy_match_f16") is not None:
             bits.append(f"greedy answers equal to f16 {c['greedy_match_f16']:.0%}")
+        if c.get("agreement") is not None:
+            bits.append(f"greedy answers agree with {c['agreement_with']} on {c['agreement']:.0%} of prompts (gate {c['min_agreement']:.0%})")
         body.append(f"| {Path(f['path']).name} | {f['quant'].upper()} | {f['bytes'] / 2**20:.1f} MiB | {'; '.join(bits) or 'loaded'} |")
     body += ["", "## Chat format", ""]
     if fmt.family:

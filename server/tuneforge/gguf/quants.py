@@ -84,3 +84,39 @@ def estimate_bytes(n_params: int, quant: QuantType) -> int:
     """A size estimate with a margin: small models keep more tensors at higher precision."""
     nominal = n_params * quant.bits_per_weight / 8
     return int(nominal * (1.0 if quant.converted else 1.35)) + 16 * 2**20
+
+
+def parse_min_agreement(values: list[str] | str | dict[str, float] | None) -> dict[str, float]:
+    """The agreement gate's thresholds asked for: `{"q4_k_m": 0.7}`, or `["q4_k_m=0.7", "q8_0=0.85"]` / `"q4_k_m=0.7,q8_0=0.85"`
+    (CLI). Each a share between 0 and 1 of a known type; the defaults (gguf_checks.MIN_AGREEMENT) fill in the rest."""
+    if not values:
+        return {}
+    pairs: list[tuple[str, object]] = []
+    if isinstance(values, dict):
+        pairs = list(values.items())
+    else:
+        for item in [values] if isinstance(values, str) else values:
+            for part in str(item).split(","):
+                if not part.strip():
+                    continue
+                name, sep, share = part.partition("=")
+                if not sep:
+                    raise TuneforgeError(f"--min-agreement {part.strip()!r} names no share.",
+                                         "Write it as TYPE=SHARE, e.g. --min-agreement q4_k_m=0.7 (a share of the prompts, 0 to 1).",
+                                         code="gguf.bad_min_agreement")
+                pairs.append((name, share))
+    out: dict[str, float] = {}
+    for name, share in pairs:
+        key = str(name).strip().lower().replace("-", "_")
+        if key not in QUANTS:
+            raise TuneforgeError(f"--min-agreement names an unknown quantization type: {name!r}.", f"Use one of: {known()}.",
+                                 code="gguf.bad_min_agreement", details={"unknown": [key], "known": list(QUANTS)})
+        try:
+            value = float(str(share).strip())
+        except ValueError:
+            value = -1.0
+        if not 0.0 <= value <= 1.0:
+            raise TuneforgeError(f"--min-agreement {key}={share} is not a share between 0 and 1.",
+                                 f"Write the share of prompts that must agree, e.g. {key}=0.7 for 70%.", code="gguf.bad_min_agreement")
+        out[key] = value
+    return out

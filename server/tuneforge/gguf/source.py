@@ -36,6 +36,7 @@ class Source(BaseModel):
     name: str  # file-name stem for the GGUF files
     system_prompt: str | None = None
     job_id: str | None = None
+    eval_prompts: list[str] = []  # a training job's RunConfig.eval_prompts: what the agreement gate asks
     architecture: str | None = None
     n_params: int | None = None
 
@@ -149,7 +150,7 @@ def resolve(model: str | None, *, base: str | None = None, job_id: str | None = 
 
 
 def _from_dir(d: Path, *, base: str | None, name: str, system_prompt: str | None, job_id: str | None = None,
-              base_model: str | None = None, with_code: bool = False) -> Source:
+              base_model: str | None = None, with_code: bool = False, eval_prompts: list[str] | None = None) -> Source:
     if (d / "adapter_config.json").is_file():
         acfg = _read_json(d / "adapter_config.json")
         if acfg.get("peft_type") not in (None, "LORA"):
@@ -166,13 +167,14 @@ def _from_dir(d: Path, *, base: str | None, name: str, system_prompt: str | None
                 "Pass --base with the folder (or Hub id) of the model the adapter was trained on.", code="gguf.base_not_found")
         arch, n_params = _check_full_model(base_dir)
         return Source(kind="adapter", path=str(d), base_path=str(base_dir), base_model=base_model or str(base_ref),
-                      name=name, system_prompt=system_prompt, job_id=job_id, architecture=arch, n_params=n_params)
+                      name=name, system_prompt=system_prompt, job_id=job_id, architecture=arch, n_params=n_params,
+                      eval_prompts=list(eval_prompts or []))
     if (d / "config.json").is_file():
         arch, n_params = _check_full_model(d)
         if base:
             raise TuneforgeError(f"{d} is a full model, so --base does not apply.", "Drop --base (it is only for LoRA adapters).", code="gguf.base_for_full_model")
         return Source(kind="full", path=str(d), base_model=base_model, name=name, system_prompt=system_prompt,
-                      job_id=job_id, architecture=arch, n_params=n_params)
+                      job_id=job_id, architecture=arch, n_params=n_params, eval_prompts=list(eval_prompts or []))
     if any(d.glob("*.gguf")):
         raise TuneforgeError(f"{d} holds GGUF files already, not a Hugging Face model.", "Pass the Hugging Face model folder the GGUF came from.", code="gguf.already_gguf")
     raise TuneforgeError(
@@ -203,7 +205,7 @@ def _from_job(job_id: str, *, base: str | None, system_prompt: str | None, with_
         system_prompt = (job.config.system_prompt if job.config else None)
     name = f"{model_stem(str(base_model or 'model'))}-{job_id.rsplit('-', 1)[-1]}"
     return _from_dir(folder, base=base, name=name, system_prompt=system_prompt, job_id=job_id, base_model=base_model,
-                     with_code=with_code)
+                     with_code=with_code, eval_prompts=list(job.config.eval_prompts) if job.config else None)
 
 
 def supported_architectures(llama_cpp_dir: Path) -> set[str] | None:

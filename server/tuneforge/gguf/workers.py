@@ -146,10 +146,11 @@ def reference_dtype(n_params: int, notes: list[str]) -> str:
 
 
 def reference(model_dir: Path, work: Path, n_params: int, system_prompt: str | None, log: Path, notes: list[str], *,
-              trust_remote_code: bool = False) -> Path:
-    """Reference logits and greedy answers from transformers on PROMPTS (float32 when it fits in memory)."""
+              trust_remote_code: bool = False, prompts_list: list[str] | None = None) -> Path:
+    """Reference logits and greedy answers from transformers on the eval prompts (default PROMPTS; float32 when
+    it fits in memory)."""
     prompts = work / "prompts.json"
-    prompts.write_text(json.dumps(PROMPTS), encoding="utf-8")
+    prompts.write_text(json.dumps(prompts_list or PROMPTS), encoding="utf-8")
     out = work / "reference.npz"
     args = [str(HF_WORKER), "reference", "--threads", str(worker_threads()), "--model", str(model_dir), "--prompts", str(prompts),
             "--out", str(out), "--max-new", str(MAX_NEW_TOKENS), "--dtype", reference_dtype(n_params, notes)]
@@ -163,8 +164,10 @@ def reference(model_dir: Path, work: Path, n_params: int, system_prompt: str | N
 
 
 def verify(tc: tcm.Toolchain, gguf: Path, reference_path: Path, f16_verify: Path | None, work: Path, log: Path,
-           q: QuantType) -> tuple[dict[str, Any], Path]:
-    """Load the file with llama.cpp, compare with transformers (and the f16 file): (checks, the raw verify output)."""
+           q: QuantType, *, min_agreement: dict[str, float] | None = None,
+           prompt_source: str | None = None) -> tuple[dict[str, Any], Path]:
+    """Load the file with llama.cpp, compare with transformers (and the f16 file): (checks, the raw verify output);
+    the agreement gate's thresholds are gguf_checks.MIN_AGREEMENT with `min_agreement` over them."""
     result = work / f"verify-{q.name}.json"
     args = [str(LLAMA_WORKER), "--threads", str(worker_threads()), "verify", "--gguf", str(gguf), "--reference", str(reference_path),
             "--out", str(result)]
@@ -175,4 +178,5 @@ def verify(tc: tcm.Toolchain, gguf: Path, reference_path: Path, f16_verify: Path
     seconds = time.time() - t
     data = json.loads(result.read_text(encoding="utf-8"))
     meta = json.loads(reference_path.with_suffix(".json").read_text(encoding="utf-8"))
-    return summarise(data, meta, quant=q.name, converted=q.converted, seconds=seconds), result
+    return summarise(data, meta, quant=q.name, converted=q.converted, seconds=seconds, min_agreement=min_agreement,
+                     prompt_source=prompt_source), result
