@@ -30,11 +30,13 @@ def run(args: argparse.Namespace) -> int:
         result = run_demo(steps=steps)
         output.print_json({
             "job_id": result.job_id,
-            "before": {"eval_loss": result.before.eval_loss, "score": result.before.score},
-            "after": {"eval_loss": result.after.eval_loss, "score": result.after.score},
+            "before": result.before.model_dump(),
+            "after": result.after.model_dump(),
+            "heldout_tickets": result.heldout_tickets,
+            "heldout_phrasings": result.heldout_phrasings,
             "seconds": result.seconds,
+            "train_seconds": result.train_seconds,
             "steps": result.steps,
-            "category_accuracy": {"before": result.before.category_accuracy, "after": result.after.category_accuracy},
             "output_dir": result.output_dir,
         })
         return 0 if result.after.score > result.before.score else 1
@@ -51,15 +53,22 @@ def run(args: argparse.Namespace) -> int:
         on_submitted=lambda job_id: err.print(f"Submitted job [bold]{job_id}[/bold] to the local backend."),
         follow=follow_job,
     )
-    table = Table(title="Held-out tickets (never trained on)")
+    table = Table(title=f"{result.heldout_tickets} held-out tickets from {result.heldout_phrasings} phrasings "
+                        "never used in training")
     table.add_column("")
     table.add_column("eval loss", justify="right")
-    table.add_column("task score", justify="right")
-    table.add_column("category accuracy", justify="right")
+    table.add_column("exact (all 3 right)", justify="right")
+    table.add_column("category", justify="right")
+    table.add_column("urgency", justify="right")
+    table.add_column("team", justify="right")
     for name, s in (("before", result.before), ("after", result.after)):
         loss = f"{s.eval_loss:.4g}" if s.eval_loss is not None else "-"
-        table.add_row(name, loss, f"{s.score:.2f}", f"{s.category_accuracy:.2f}")
+        table.add_row(name, loss, f"{s.score:.2f}", f"{s.category_accuracy:.2f}", f"{s.urgency_accuracy:.2f}",
+                      f"{s.team_accuracy:.2f}")
     output.stdout.print(table)
+    output.stdout.print("eval loss: mean loss on the expected JSON answers of these tickets. exact: share of tickets "
+                        "whose answer (its first JSON object) has the expected category, urgency and team; the other "
+                        "columns: share with that one field right. Greedy answers, before and after training.")
     samples = Table(title="Sample answers", show_lines=True)
     samples.add_column("ticket", ratio=2)
     samples.add_column("before", ratio=2)
