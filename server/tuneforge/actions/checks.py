@@ -28,11 +28,13 @@ from ..templates._shared.rewards import (
 from ..types import Method
 
 
-def read_report(config: RunConfig) -> DatasetReport:
-    """The doctor's report on the run's data, with the planner's arguments (so the planner reuses it)."""
+def read_report(config: RunConfig, *, with_model: bool = True) -> DatasetReport:
+    """The doctor's report on the run's data, with the planner's arguments (so the planner reuses it).
+    `with_model=False`: tokens estimated, for when the model's tokenizer cannot be had from here."""
     from ..doctor import validate
 
-    return validate(config.dataset.path, method=config.method, model=config.model, max_length=config.max_length)
+    return validate(config.dataset.path, method=config.method, model=config.model if with_model else None,
+                    max_length=config.max_length)
 
 
 def paste_map(mapping: dict[str, str]) -> str:

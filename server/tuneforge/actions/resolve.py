@@ -99,8 +99,12 @@ def resolve_run(config: RunConfig, *, backend: str = DEFAULT_BACKEND, flavor: st
         except TuneforgeError as exc:
             if exc.code.startswith("dataset."):
                 refuse(exc)
-            else:
+            else:  # the model's tokenizer could not be had: check the data alone (tokens estimated), once
                 deferred = exc
+                try:
+                    report = read_report(config, with_model=False)
+                except TuneforgeError as data_exc:
+                    refuse(data_exc)
         if report is not None:
             for problem in data_problems(config, report)[:1]:
                 refuse(problem)
@@ -120,10 +124,14 @@ def resolve_run(config: RunConfig, *, backend: str = DEFAULT_BACKEND, flavor: st
     request = request_for_config(config, backend=backend, flavor=flavor, rows=rows, budget_usd=budget_usd,
                                  dataset=config.dataset.path if dataset_given else None)
     plan = build_plan(request, report=report)
-    if submit and plan.params_guessed:
+    if submit and plan.params_guessed and backend == BackendName.LOCAL:
+        # a local run reads the model from here: unresolvable now means it fails at start. A cloud job downloads it
+        # itself, so there the guess stays a warning (the Hub may only have failed to answer us).
         raise model_unresolved(config, plan)
-    if deferred is not None:
+    if deferred is not None and backend == BackendName.LOCAL:
         refuse(deferred)
+    elif deferred is not None:  # the cloud job reads the model itself; we only could not look at it from here
+        warnings.append(f"{deferred.message} The job will try again where it runs.")
     config = apply_plan(config, plan, notes, warnings)
     if config.method_args.reward_functions and config.method == "grpo":
         plan.reward_functions = list(config.method_args.reward_functions)
