@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "tuneforge.jobs": 2,
     "tuneforge.gguf": 2,
     "tuneforge.models_offline": 2,
+    "tuneforge.benchmarks": 2,  # lm-evaluation-harness runs (issue 12 item 4)
     # backends
     "tuneforge.backends": 1,
     # leaves
