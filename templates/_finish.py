@@ -10,6 +10,7 @@ from pathlib import Path
 
 from _events import emit
 from _launch import peak_memory
+from _shared import metrics as M
 
 
 def tuneforge_version() -> str | None:
@@ -59,6 +60,58 @@ def sample_answers(trainer, tokenizer, cfg: dict, result: dict, when: str) -> No
         result["samples"] = [{"prompt": p, "before": b, "after": a} for p, b, a in zip(prompts, result.pop("samples_before"), answers)]
 
 
+#: result keys a method's own evaluation writes (`<key>_before` / `<key>_after`) -> the eval table's name
+METHOD_METRICS = {"eval_loss": "eval_loss", "eval_reward_accuracy": "preference_accuracy",
+                  "eval_accuracy": "preference_accuracy", "reward": "mean_reward"}
+
+
+def held_out(trainer, tokenizer, cfg: dict, result: dict, when: str, answer: bool) -> None:
+    """The eval block: its metrics on the held-out rows with greedy answers, kept in result["eval"][when]."""
+    block = cfg.get("eval")
+    if not block:
+        return
+    ev = result.setdefault("eval", {"metrics": [M.metric_label(s) for s in block.get("metrics") or []],
+                                    "before": {}, "after": {}})
+    if not answer:  # a reward model scores conversations: only its own metrics go in the table
+        return
+    from _heldout import evaluate_model, load_rows
+
+    if ev.get("skipped"):
+        return
+    if "_rows" not in ev:
+        emit("status", message="loading held-out rows (eval block)")
+        try:
+            ev["_rows"], ev["source"] = load_rows(block, cfg.get("dataset"))
+        except Exception as exc:  # noqa: BLE001 - e.g. a local file a cloud job was not given: train anyway, say so
+            ev["skipped"] = f"held-out rows unreadable: {exc}"
+            warn(result, f"eval block skipped: {exc}")
+            return
+    emit("status", message=f"eval block ({when}): {len(ev['_rows'])} held-out rows")
+    max_new = int(block.get("max_new_tokens") or cfg.get("max_new_tokens", 96))
+    out = evaluate_model(lambda ps: greedy_answers(trainer.model, tokenizer, ps, cfg.get("system_prompt"), max_new),
+                         block, ev["_rows"], model=trainer.model, tokenizer=tokenizer, system_prompt=cfg.get("system_prompt"))
+    ev[when] = out["scores"] | ev.get(when, {})
+    ev["rows"] = len(out["prompts"])
+    ev[f"_answers_{when}"] = out["answers"]
+    if when == "after":
+        ev["samples"] = M.samples(out["prompts"], out["references"],
+                                  {"before": ev.pop("_answers_before", []), "after": ev.pop("_answers_after")})
+        ev.pop("_rows", None)
+
+
+def method_metrics_into(result: dict) -> None:
+    """Eval loss, preference accuracy or mean reward (the method's own evaluation) into the eval table."""
+    ev = result.get("eval")
+    if ev is None:
+        return
+    for key, name in METHOD_METRICS.items():
+        for when in ("before", "after"):
+            if result.get(f"{key}_{when}") is not None:
+                ev.setdefault(when, {})[name] = result[f"{key}_{when}"]
+    ev.pop("_rows", None)
+    ev.pop("_answers_before", None)
+
+
 def warn(result: dict, message: str) -> None:
     """A warning the user should see: a status event now, and in the result's `warnings` (jobs status shows them)."""
     result.setdefault("warnings", []).append(message)
@@ -92,6 +145,7 @@ def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, 
         sample_answers(trainer, tokenizer, cfg, result, "before")
     elif cfg.get("eval_prompts"):
         emit("status", message="eval_prompts skipped: a reward model scores conversations, it does not answer prompts")
+    held_out(trainer, tokenizer, cfg, result, "before", answer_prompts)
     if has_eval:
         evaluate(trainer, result, "before")
 
@@ -101,6 +155,8 @@ def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, 
         evaluate(trainer, result, "after")
     if answer_prompts:
         sample_answers(trainer, tokenizer, cfg, result, "after")
+    held_out(trainer, tokenizer, cfg, result, "after", answer_prompts)
+    method_metrics_into(result)
     return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_card)
 
 
@@ -139,6 +195,10 @@ def write_model_card(path: Path, cfg: dict, result: dict, *, tag: str, intro: st
         f"| tokens trained | {result.get('tokens_trained')} |",
         f"| runtime | {result.get('runtime_seconds')} s |", "",
     ]
+    from _provenance import provenance_lines
+
+    lines += M.markdown_table(result.get("eval") or {})
+    lines += provenance_lines(cfg, result)
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -165,6 +225,9 @@ def save_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, r
 
     result["runtime_seconds"] = round(time.time() - t_start, 2)
     result.update(peak_memory())
+    from _provenance import collect
+
+    result["provenance"] = collect(cfg, result, trainer.model)
     write_card(out_dir / "README.md", cfg, result)
     if cfg.get("push_to_hub"):
         emit("status", message=f"pushing to {cfg['push_to_hub']}")

@@ -9,6 +9,7 @@
 #     "accelerate>=1.10",
 #     "trackio>=0.40",
 #     "pyyaml>=6",
+#     "rouge-score>=0.1.2",
 #     "bitsandbytes>=0.45; sys_platform == 'linux'",
 # ]
 # ///

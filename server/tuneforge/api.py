@@ -99,4 +99,13 @@ def export_gguf(model: str | None = None, *, quants: list[str] | None = None, ou
     return export(model, quants=quants, out=out, progress=progress, trust_remote_code=trust_remote_code, **options)
 
 
-__all__ = ["validate", "plan", "train", "status", "logs", "list_jobs", "cancel", "wait", "export_gguf"]
+def evaluate(models: list[str], data: str, *, metrics: list[Any] | None = None, **options: Any) -> Any:
+    """Each model (Hub id, model or adapter folder, job id, .gguf file) on one held-out file with the eval block's
+    metrics: an EvalReport with one row per model. `options`: prompt_column, reference_column, limit,
+    max_new_tokens, system_prompt, trust_remote_code."""
+    from .actions.evaluate import evaluate as run
+
+    return run(list(models), data, metrics=metrics, **options)
+
+
+__all__ = ["validate", "plan", "train", "status", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate"]

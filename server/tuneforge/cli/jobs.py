@@ -7,6 +7,7 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
+from rich.table import Table
 
 from ..errors import TuneforgeError
 from ..records import Job
@@ -141,12 +142,33 @@ def render_status(s: JobStatus) -> None:
         for key in ("eval_loss_before", "eval_loss_after", "train_loss", "runtime_seconds", "tokens_trained"):
             if key in result:
                 out.print(f"  {key}: {result[key]}")
+        if isinstance(result.get("eval"), dict):
+            render_eval(result["eval"])
     for warning in ((s.outputs or {}).get("result") or {}).get("warnings") or []:
         out.print(f"[yellow]Warning:[/yellow] {escape(str(warning))}")
     if s.log_tail:
         out.print("[dim]--- log tail ---[/dim]")
         for line in s.log_tail:
             out.print(escape(line), highlight=False)
+
+
+def render_eval(block: dict) -> None:
+    """The eval block's before/after table and its first samples."""
+    from ..templates._shared.metrics import before_after_rows
+
+    rows = before_after_rows(block)
+    if not rows:
+        return
+    table = Table(title=f"held-out eval ({block.get('rows')} rows, greedy)", title_justify="left")
+    for col in ("metric", "before", "after"):
+        table.add_column(col)
+    for name, before, after in rows:
+        table.add_row(escape(name), before, after)
+    output.stdout.print(table)
+    for sample in (block.get("samples") or [])[:3]:
+        output.stdout.print(f"  [dim]prompt:[/dim] {escape(str(sample.get('prompt'))[:200])}")
+        for key in ("reference", "before", "after"):
+            output.stdout.print(f"    {key}: {escape(str(sample.get(key))[:200])}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

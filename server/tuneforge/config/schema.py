@@ -25,6 +25,7 @@ from pydantic import (
 from ..errors import ConfigError
 from ..paths import outside_allowed_roots
 from ..templates._shared.data_files import EXTENSIONS
+from ..templates._shared.metrics import metric_choices, metric_name, unknown_metrics
 from ..templates._shared.rewards import REWARD_NAMES, reward_choices, unknown_rewards
 from ..types import Method
 from .files import config_error, load_mapping
@@ -229,6 +230,47 @@ class LaunchSpec(Strict):
     strategy: Literal["none", "ddp", "fsdp"] = "none"
 
 
+class EvalSpec(Strict):
+    """The eval block: held-out prompts with references, scored before and after training (greedy)."""
+
+    path: str | None = Field(default=None, description="A .jsonl/.json/.csv/.parquet file or a Hub dataset id; "
+                             "none: the run's dataset at `split`.")
+    split: str = Field(default="test", description="The split of a Hub dataset (or of the run's dataset).")
+    prompt_column: str | None = Field(default=None, description="Default: prompt/question/instruction/input, or messages.")
+    reference_column: str | None = Field(default=None, description="Default: reference/answer/completion/output/..., "
+                                         "or the last assistant turn.")
+    metrics: list[str | dict[str, Any]] = Field(
+        default_factory=lambda: ["exact_match", "rouge_l"], max_length=32,
+        description="exact_match, contains, regex (option pattern), json_fields (option fields), rouge_l, perplexity, "
+                    "reward:<GRPO reward>; a name or {'name': ..., options}.")
+    limit: int | None = Field(default=200, ge=1, le=100000, description="At most this many held-out rows.")
+    max_new_tokens: int | None = Field(default=None, ge=1, le=4096)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None or is_stored(info):
+            return v
+        v = check_model_ref(v, "eval path")
+        return str(Path(v).expanduser().resolve()) if looks_like_path(v) and path_exists(v) else v
+
+    @field_validator("split", "prompt_column", "reference_column")
+    @classmethod
+    def _names(cls, v: str | None, info: Any) -> str | None:
+        return None if v is None else check_name(v, info.field_name)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: list[Any]) -> list[Any]:
+        if any(isinstance(m, dict) and "name" not in m for m in v):
+            raise ValueError("a metric given as a mapping needs a 'name'")
+        if bad := unknown_metrics(v):
+            raise ValueError(f"unknown metric(s) {bad}; the metrics are: {metric_choices()}")
+        if not v or len({metric_name(m) if isinstance(m, str) else m.get('label') or m['name'] for m in v}) < len(v):
+            raise ValueError("name each metric once (give a 'label' to use one metric twice)")
+        return v
+
+
 class RunConfig(Strict):
     """Everything a training template needs. Written to the job folder as JSON; never holds secrets."""
 
@@ -257,6 +299,7 @@ class RunConfig(Strict):
         description="Held-out prompts answered greedily before and after training (in result.json).",
     )
     max_new_tokens: int = Field(default=96, ge=1, le=4096)
+    eval: EvalSpec | None = Field(default=None, description="Held-out metrics before and after training (see EvalSpec).")
 
     @field_validator("model")
     @classmethod

@@ -45,6 +45,8 @@ RESULT_DETAIL_KEYS = ("log_history", "samples", "samples_before", "reward_histor
 RESULT_SMALL_KEYS = ("data", "warnings", "rewards")
 #: of the result's data counts, a compact status keeps these
 DATA_COMPACT_KEYS = ("rows", "truncated", "no_trainable")
+#: of the result's eval block (the before/after table), a compact status keeps these
+EVAL_COMPACT_KEYS = ("rows", "source", "before", "after")
 
 
 def compact_outputs(outputs: dict, job_id: str) -> dict:
@@ -56,6 +58,8 @@ def compact_outputs(outputs: dict, job_id: str) -> dict:
             if k not in RESULT_DETAIL_KEYS and (not isinstance(v, (dict, list)) or k in RESULT_SMALL_KEYS)}
     if isinstance(kept.get("data"), dict):
         kept["data"] = {k: v for k, v in kept["data"].items() if k in DATA_COMPACT_KEYS}
+    if isinstance(result.get("eval"), dict):  # the eval block's before/after table, without its samples
+        kept["eval"] = {k: v for k, v in result["eval"].items() if k in EVAL_COMPACT_KEYS}
     left_out = sorted(k for k in set(result) - set(kept) if k in ("log_history", "samples", "reward_history"))
     out = {**outputs, "result": kept}
     if left_out:

@@ -21,6 +21,7 @@ from .. import __version__
 from .annotations import CANCEL, EXPORT, READ_ONLY, SUBMIT
 from .errors import argument_error, tool_error_text
 from .tools.datasets import validate_dataset
+from .tools.evaluation import evaluate_models
 from .tools.gguf import export_gguf
 from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
 from .tools.planning import plan_training
@@ -50,6 +51,7 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (cancel_job, "Cancel a job", CANCEL),
     (wait_for_job, "Wait for a job", READ_ONLY),
     (export_gguf, "Export GGUF", EXPORT),
+    (evaluate_models, "Evaluate models on held-out data", READ_ONLY),
 )
 
 
