@@ -132,3 +132,15 @@ def test_a_finished_job_log_ends_with_the_hub_frame_line_which_our_log_leaves_ou
     assert "===== Job finished: status=COMPLETED =====" in raw
     done = JobService().wait(job.job_id, timeout=30)
     assert Path(done.job_dir, "job.log").read_text().splitlines() == ["hello from the script"]
+
+
+def test_a_local_eval_file_travels_with_the_job_and_the_cloud_config_points_at_it(hub, train_file, tmp_path):
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text(json.dumps({"prompt": "2+2?", "reference": "4"}) + "\n")
+    config = RunConfig(model="HuggingFaceTB/SmolLM2-135M-Instruct", dataset={"path": str(train_file)},
+                       push_to_hub=f"{USER}/m", timeout_seconds=1800, eval={"path": str(heldout)})
+    result = start_training(config, backend="hf", flavor="a10g-small", skip_plan=True)
+    job = JobStore().get(result.job_id)
+    files = hub.volume_files(job.backend_job_id)
+    assert files["heldout/heldout.jsonl"] == heldout.read_bytes()
+    assert json.loads(files["config.json"])["eval"]["path"] == "/data/heldout/heldout.jsonl"

@@ -40,7 +40,9 @@ def run_inputs(config: RunConfig) -> list[RunInput]:
     model = Path(config.model)
     if model.is_absolute():
         inputs.append(RunInput(field="model", root=model, files=[model] if model.is_file() else model_files(model)))
-    for field, ref, what in (("dataset", config.dataset.path, "dataset"), ("eval_dataset", config.dataset.eval_path, "eval dataset")):
+    block = config.eval.path if config.eval is not None else None
+    for field, ref, what in (("dataset", config.dataset.path, "dataset"), ("eval_dataset", config.dataset.eval_path, "eval dataset"),
+                             ("eval_block", block, "eval block's held-out file")):
         if ref and Path(ref).is_absolute():
             inputs.append(RunInput(field=field, root=Path(ref), files=dataset_files(Path(ref), what)))
     return inputs

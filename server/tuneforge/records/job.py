@@ -20,7 +20,7 @@ from ..types import TERMINAL, Method, Stage
 class RunInput(BaseModel):
     """A local input of a run (model folder, dataset file or folder) and exactly the files the run reads from it."""
 
-    field: Literal["model", "dataset", "eval_dataset"]
+    field: Literal["model", "dataset", "eval_dataset", "eval_block"]
     root: Path
     files: list[Path]
 

@@ -18,7 +18,7 @@ from ...records import Job, JobSpec, RunInput, UploadedFile
 MOUNT = "/data"
 CLOUD_DIR = "cloud"  # in the job folder: the config exactly as uploaded
 #: where each local input lands under /data
-DESTINATIONS = {"model": "model", "dataset": "dataset", "eval_dataset": "eval"}
+DESTINATIONS = {"model": "model", "dataset": "dataset", "eval_dataset": "eval", "eval_block": "heldout"}
 
 
 @dataclass
@@ -56,7 +56,10 @@ def cloud_config(job: Job, spec: JobSpec, payload: Payload) -> str:
             "eval_path": seen.get("eval_dataset", cfg.dataset.eval_path),
         })
         # model_copy does not validate: the /data paths exist only in the job's container
-        return cfg.model_copy(update={"model": seen.get("model", cfg.model), "dataset": dataset}).model_dump_json(indent=2)
+        update = {"model": seen.get("model", cfg.model), "dataset": dataset}
+        if cfg.eval is not None and "eval_block" in seen:
+            update["eval"] = cfg.eval.model_copy(update={"path": seen["eval_block"]})
+        return cfg.model_copy(update=update).model_dump_json(indent=2)
     if job.export is not None:
         return job.export.model_copy(update={"model": seen.get("model", job.export.model)}).model_dump_json(indent=2)
     raise ConfigError(f"Job {job.job_id} has no config to run.", "Submit it through `tuneforge train` or `tuneforge gguf`.", code="hf.no_config")
