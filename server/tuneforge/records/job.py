@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from ..config.export import ExportConfig
 from ..config.schema import RunConfig
+from ..reports.diagnosis import Diagnosis
 from ..reports.plan import Plan
 from ..types import TERMINAL, Method, Stage
 
@@ -77,6 +78,16 @@ class Job(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     uploads: list[UploadedFile] = Field(default_factory=list, description="What a cloud backend uploaded for the run.")
     error: str | None = None
+    diagnosis: Diagnosis | None = Field(default=None, description="Why an ERROR job failed, and the fix (set when it ends ERROR).")
+    # links: a job that continues another, and the pipeline or sweep a job belongs to
+    retry_of: str | None = Field(default=None, description="The job this one retries (`jobs retry`), with the fix applied.")
+    resumed_from: str | None = Field(default=None, description="The job whose last checkpoint this one continues (`jobs resume`).")
+    restarts: int = Field(default=0, description="Automatic resumes so far (`--max-restarts`).")
+    max_restarts: int = Field(default=0, description="Automatic resumes allowed after a timeout or preemption.")
+    pipeline_id: str | None = None
+    pipeline_stage: int | None = Field(default=None, description="The index of this job's stage in its pipeline.")
+    sweep_id: str | None = None
+    notify: bool = Field(default=False, description="A notification URL was given (the URL itself is a secret, never stored).")
 
     @property
     def terminal(self) -> bool:
