@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "tuneforge.reports": 0,
     "tuneforge.config": 0,
     "tuneforge.progress": 0,
+    "tuneforge.diagnosis": 0,  # a log -> a Diagnosis (issue 13 item 2); imports leaves only
     "tuneforge.templates": 0,
     "tuneforge.data": 0,
 }

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from .config import RunConfig
 from .jobs.service import JobService, JobStatus, JobSummary, SubmitResult, to_status
 from .reports.dataset import DatasetReport
+from .reports.diagnosis import Diagnosis
 from .reports.gguf import GGUFReport
 from .reports.plan import Plan
 from .types import BackendName, Method, Stage
@@ -68,6 +69,14 @@ def status(job_id: str, log_tail: int = 20) -> JobStatus:
     return JobService().status(job_id, log_tail=log_tail)
 
 
+def diagnose(path: str, config: RunConfig | str | None = None) -> Diagnosis:
+    """Why a training run failed, from its log file (a tuneforge job.log or any TRL/transformers script's):
+    kind, evidence, fix and retry_with (computed from `config`: a RunConfig or the path of its YAML/JSON file)."""
+    from .diagnosis import diagnose_file, read_run_config
+
+    return diagnose_file(path, read_run_config(config) if isinstance(config, str) else config)
+
+
 def logs(job_id: str, tail: int | None = 100) -> list[str]:
     return JobService().logs(job_id, tail=tail)
 
@@ -108,4 +117,4 @@ def evaluate(models: list[str], data: str, *, metrics: list[Any] | None = None, 
     return run(list(models), data, metrics=metrics, **options)
 
 
-__all__ = ["validate", "plan", "train", "status", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate"]
+__all__ = ["validate", "plan", "train", "status", "diagnose", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate"]

@@ -146,10 +146,26 @@ def render_status(s: JobStatus) -> None:
             render_eval(result["eval"])
     for warning in ((s.outputs or {}).get("result") or {}).get("warnings") or []:
         out.print(f"[yellow]Warning:[/yellow] {escape(str(warning))}")
+    render_diagnosis(s)
     if s.log_tail:
         out.print("[dim]--- log tail ---[/dim]")
         for line in s.log_tail:
             out.print(escape(line), highlight=False)
+
+
+def render_diagnosis(s: JobStatus) -> None:
+    """An ERROR job's diagnosis: the kind, the log lines it was read from, the fix and the retry command."""
+    d = s.diagnosis
+    if d is None:
+        return
+    out = output.stdout
+    out.print(f"[bold red]diagnosis:[/bold red] {d.kind}")
+    for line in d.evidence:
+        out.print(f"  [dim]{escape(line)}[/dim]", highlight=False)
+    out.print(f"[bold]fix:[/bold] {escape(d.fix)}")
+    if d.retry_with:
+        change = ", ".join(f"{k}={v}" for k, v in d.retry_with.items())
+        out.print(f"retry with the fix ({escape(change)}): `tuneforge jobs retry {s.job_id} --apply-fix`")
 
 
 def render_eval(block: dict) -> None:

@@ -21,8 +21,10 @@ from ..flavors import check_launch
 from ..log_lines import clean_lines
 from ..planner.hardware import hardware_table
 from ..records import Job, JobSpec, JobStore, UploadedFile, new_job_id
+from ..reports.diagnosis import Diagnosis
 from ..reports.plan import Plan
 from ..types import TERMINAL, BackendName, Method
+from .diagnosis import needs_diagnosis, with_diagnosis
 from .hub_access import needs_hub_token
 from .inputs import run_inputs
 from .workspace import job_folder, stage_template
@@ -56,6 +58,8 @@ class JobStatus(BaseModel):
     error: str | None = None
     log_tail: list[str] = Field(default_factory=list)
     plan: Plan | None = None
+    diagnosis: Diagnosis | None = Field(default=None, description="Why an ERROR job failed: kind, evidence (log "
+                                        "lines), fix, and retry_with (the config change `jobs retry --apply-fix` applies).")
 
 
 class JobSummary(BaseModel):
@@ -202,12 +206,11 @@ class JobService:
     # ---- read -------------------------------------------------------------------------------------
     def refresh(self, job_id: str) -> Job:
         job = self.store.get(job_id)
-        if job.terminal:
-            return job
-        changes = self.backend(job.backend).refresh(job)
-        if changes:
-            return self.store.update(job.job_id, only_if_active=True, **changes) or self.store.get(job.job_id)
-        return job
+        if not job.terminal:
+            changes = self.backend(job.backend).refresh(job)
+            if changes:
+                job = self.store.update(job.job_id, only_if_active=True, **changes) or self.store.get(job.job_id)
+        return with_diagnosis(self.store, self.backend(job.backend), job) if needs_diagnosis(job) else job
 
     def status(self, job_id: str, *, log_tail: int = LOG_TAIL_DEFAULT, raw: bool = False) -> JobStatus:
         job = self.refresh(job_id)
@@ -311,6 +314,7 @@ def to_status(job: Job, log_tail: list[str]) -> JobStatus:
         error=job.error,
         log_tail=log_tail,
         plan=job.plan,
+        diagnosis=job.diagnosis,
     )
 
 

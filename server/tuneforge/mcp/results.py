@@ -72,6 +72,9 @@ def compact_status(status: JobStatus, *, detail: bool = False) -> JobStatus:
     metrics only (the loss history and sample answers are what made a 2-step job's status 10k characters)."""
     limit = LINE_CHARS_MAX if detail else LINE_CHARS_COMPACT
     update: dict = {"log_tail": [cut_line(line, limit) for line in status.log_tail]}
+    if status.diagnosis is not None:  # the evidence lines, cut like the tail (a little longer: they are the cause)
+        evidence = [cut_line(line, limit + LINE_CHARS_COMPACT) for line in status.diagnosis.evidence]
+        update["diagnosis"] = status.diagnosis.model_copy(update={"evidence": evidence})
     if not detail:
         update |= {"plan": None, "outputs": compact_outputs(status.outputs or {}, status.job_id)}
     return status.model_copy(update=update)

@@ -21,6 +21,7 @@ from .. import __version__
 from .annotations import CANCEL, EXPORT, READ_ONLY, SUBMIT
 from .errors import argument_error, tool_error_text
 from .tools.datasets import validate_dataset
+from .tools.diagnosis import diagnose_log
 from .tools.evaluation import evaluate_models
 from .tools.gguf import export_gguf
 from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
@@ -47,6 +48,7 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (submit_training, "Submit a training job", SUBMIT),
     (job_status, "Job status", READ_ONLY),
     (job_logs, "Job logs", READ_ONLY),
+    (diagnose_log, "Diagnose a training log", READ_ONLY),
     (list_jobs, "List jobs", READ_ONLY),
     (cancel_job, "Cancel a job", CANCEL),
     (wait_for_job, "Wait for a job", READ_ONLY),
