@@ -25,6 +25,7 @@ from .tools.diagnosis import diagnose_log
 from .tools.evaluation import evaluate_models
 from .tools.gguf import export_gguf
 from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
+from .tools.pipelines import cancel_pipeline, list_pipelines, pipeline_status, plan_pipeline, resume_pipeline, run_pipeline
 from .tools.planning import plan_training
 from .tools.setup import check_setup
 from .tools.training import submit_training
@@ -54,6 +55,12 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (wait_for_job, "Wait for a job", READ_ONLY),
     (export_gguf, "Export GGUF", EXPORT),
     (evaluate_models, "Evaluate models on held-out data", READ_ONLY),
+    (plan_pipeline, "Plan a multi-stage pipeline", READ_ONLY),
+    (run_pipeline, "Run a multi-stage pipeline (train, preferences, eval, GGUF)", SUBMIT),
+    (pipeline_status, "Pipeline status", READ_ONLY),
+    (list_pipelines, "List pipelines", READ_ONLY),
+    (cancel_pipeline, "Cancel a pipeline", CANCEL),
+    (resume_pipeline, "Resume a pipeline", SUBMIT),
 )
 
 

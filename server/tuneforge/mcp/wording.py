@@ -22,6 +22,9 @@ AGENT_FIXES: dict[str, str] = {
     "job.not_found": "call list_jobs and use one of the job ids it returns.",
     "job.ambiguous_id": "give more of the id; list_jobs returns whole ids.",
     "job.already_finished": "nothing to cancel; job_status(job_id) shows how it ended.",
+    "pipeline.not_found": "call list_pipelines and use one of the pipeline ids it returns.",
+    "pipeline.not_confirmed": "Show the user the plan's total cost (plan_pipeline, or the error's details), ask them "
+                              "once, then call run_pipeline again with confirmed=true.",
     "job.wait_timeout": "it keeps running: call wait_for_job again, or job_status later.",
     "config.push_target_required": "Ask the user for a model repo they can write to and pass it as "
                                    "push_to_hub='their-name/model-name'.",
@@ -55,6 +58,8 @@ COMMANDS: dict[str, str] = {
     "setup": "check_setup", "validate": "validate_dataset", "plan": "plan_training", "train": "submit_training",
     "gguf": "export_gguf", "jobs list": "list_jobs", "jobs status": "job_status", "jobs logs": "job_logs",
     "jobs cancel": "cancel_job", "jobs wait": "wait_for_job",
+    "pipeline run": "run_pipeline", "pipeline plan": "plan_pipeline", "pipeline status": "pipeline_status",
+    "pipeline list": "list_pipelines", "pipeline cancel": "cancel_pipeline", "pipeline resume": "resume_pipeline",
 }
 #: words after a flag that are the sentence going on, not the flag's value
 _NOT_VALUES = {"a", "an", "the", "with", "or", "and", "to", "for", "if", "is", "on", "in", "of", "first", "again",
@@ -62,8 +67,8 @@ _NOT_VALUES = {"a", "an", "the", "with", "or", "and", "to", "for", "if", "is", "
 _COLUMN_MAPS = re.compile(r"--column-map[ =]([\w.-]+)=([\w.-]+)(?:\s+--column-map[ =]([\w.-]+)=([\w.-]+))*")
 _COLUMN_MAP = re.compile(r"--column-map[ =]([\w.-]+)=([\w.-]+)")
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:([ =])([^\s,;:)`'\"]+))?")
-_COMMAND = re.compile(r"`?tuneforge (jobs (?:list|status|logs|cancel|wait)|setup|validate|plan|train|gguf)\b([^`\n]*)`?")
-_JOB_ID = re.compile(r"^\s*(tf-[\w.-]+|ID|JOB_ID)")
+_COMMAND = re.compile(r"`?tuneforge (jobs (?:list|status|logs|cancel|wait)|pipeline (?:run|plan|status|list|cancel|resume)|setup|validate|plan|train|gguf)\b([^`\n]*)`?")
+_JOB_ID = re.compile(r"^\s*(tf-[\w.-]+|pl-[\w.-]+|ID|JOB_ID)")
 #: answer fields that carry advice or descriptions (reworded); every other string (log lines, paths, ids) is kept
 ADVICE_KEYS = {"message", "fix", "warnings", "notes", "reasons", "next", "more", "next_steps", "why", "note",
                "hint", "detail", "suggestion", "suggestions", "summary"}
@@ -82,6 +87,8 @@ def _command(match: re.Match[str]) -> str:
     if tool in ("job_status", "job_logs", "cancel_job", "wait_for_job") and job:
         raw = ", raw=true" if "--raw" in rest else ""
         return f"{tool}(job_id='{job.group(1)}'{raw})"
+    if tool in ("pipeline_status", "cancel_pipeline", "resume_pipeline") and job:
+        return f"{tool}(pipeline_id='{job.group(1)}')"
     if "--help" in rest:
         return f"{tool}'s input schema"
     return tool

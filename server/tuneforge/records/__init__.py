@@ -4,6 +4,7 @@ Every layer may read and write records through `JobStore`; the detached local su
 """
 
 from .job import Job, JobSpec, RunInput, UploadedFile
+from .pipelines import Pipeline, PipelineStore, StageRecord
 from .store import JobStore, new_job_id
 
-__all__ = ["Job", "JobSpec", "JobStore", "RunInput", "UploadedFile", "new_job_id"]
+__all__ = ["Job", "JobSpec", "JobStore", "Pipeline", "PipelineStore", "StageRecord", "RunInput", "UploadedFile", "new_job_id"]

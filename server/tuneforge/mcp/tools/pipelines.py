@@ -1,0 +1,106 @@
+"""The pipeline tools: run_pipeline, plan_pipeline, pipeline_status, list_pipelines, cancel_pipeline, resume_pipeline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..errors import tool_errors
+
+PipelineId = Annotated[str, Field(description="A pipeline id (pl-...) or a unique start of one.", min_length=4, max_length=64)]
+
+
+class PipelineStarted(BaseModel):
+    pipeline_id: str
+    state: str
+    plan: dict[str, Any] = Field(description="Per stage: hardware, hours, cost and time limit; and the totals.")
+    next: str
+
+
+class PipelineList(BaseModel):
+    pipelines: list[dict[str, Any]]
+    count: int
+
+
+def _spec(path: str | None, pipeline: dict[str, Any] | None):
+    from ...errors import TuneforgeError
+    from ...pipelines.spec import absolute_paths, load_spec, parse_spec
+
+    if path:
+        return load_spec(path)
+    if pipeline:
+        from pathlib import Path
+
+        return absolute_paths(parse_spec(pipeline, "pipeline"), Path.cwd())
+    raise TuneforgeError("No pipeline given.", "Pass path (a pipeline file) or pipeline (its contents as an object).",
+                         code="pipeline.missing")
+
+
+def plan_pipeline(
+    path: Annotated[str | None, Field(description="A pipeline file (YAML or JSON).")] = None,
+    pipeline: Annotated[dict[str, Any] | None, Field(description="The pipeline itself: {model, config, stages: [...]}.")] = None,
+    backend: Annotated[Literal["local", "hf"], Field(description="Where the stages would run.")] = "local",
+) -> dict[str, Any]:
+    """Hardware, time, cost and time limit of every stage of a pipeline and in total; runs nothing. Show the user
+    the totals before run_pipeline on hf."""
+    from ...actions.pipeline import plan_pipeline as plan
+
+    with tool_errors():
+        return plan(_spec(path, pipeline), backend=backend).model_dump(mode="json")
+
+
+def run_pipeline(
+    path: Annotated[str | None, Field(description="A pipeline file (YAML or JSON).")] = None,
+    pipeline: Annotated[dict[str, Any] | None, Field(description="The pipeline itself: {model, config, stages: [...]}.")] = None,
+    backend: Annotated[Literal["local", "hf"], Field(description="Where the stages run.")] = "local",
+    confirmed: Annotated[bool, Field(description="Set true only after the user saw the plan's TOTAL cost and agreed; "
+                                               "required once for backend='hf' (not per stage).")] = False,
+    notify_url: Annotated[str | None, Field(description="A webhook told when the pipeline ends, with every stage's "
+                                                      "result (a secret: never stored or echoed).")] = None,
+) -> PipelineStarted:
+    """Start a multi-stage pipeline (e.g. SFT, then DPO on the SFT model, then a Q4_K_M GGUF): every stage is planned,
+    the pipeline is recorded and a detached driver advances the stages; answers at once. Stages: train (method,
+    dataset, overrides), eval (eval block), preferences (sample and score answers into DPO pairs), gguf (quants,
+    push_to). Afterwards tell the user the pipeline id and check it with pipeline_status when asked."""
+    from ...actions.pipeline import run_pipeline as run
+
+    with tool_errors():
+        started, plan = run(_spec(path, pipeline), backend=backend, confirmed=confirmed or backend == "local",
+                            notify_url=notify_url, source=path)
+    return PipelineStarted(pipeline_id=started.pipeline_id, state=started.state, plan=plan.model_dump(mode="json"),
+                           next=f"tuneforge pipeline status {started.pipeline_id}")
+
+
+def pipeline_status(pipeline_id: PipelineId) -> dict[str, Any]:
+    """Each stage's state, job, metrics before/after and GGUF files; a pipeline whose driver stopped (machine
+    restart, kill) is carried on from where it was by this call."""
+    from ...actions.pipeline import pipeline_status as status
+
+    with tool_errors():
+        return status(pipeline_id).model_dump(mode="json")
+
+
+def list_pipelines(limit: Annotated[int, Field(ge=1, le=100)] = 20) -> PipelineList:
+    """Recent pipelines with their state and stages."""
+    from ...actions.pipeline import list_pipelines as listing
+
+    with tool_errors():
+        items = [s.model_dump(mode="json") for s in listing(limit)]
+    return PipelineList(pipelines=items, count=len(items))
+
+
+def cancel_pipeline(pipeline_id: PipelineId) -> dict[str, Any]:
+    """Stop the running stage's job and the stages after it (completed stages keep their outputs)."""
+    from ...actions.pipeline import cancel_pipeline as cancel
+
+    with tool_errors():
+        return cancel(pipeline_id).model_dump(mode="json")
+
+
+def resume_pipeline(pipeline_id: PipelineId) -> dict[str, Any]:
+    """Carry on a failed or canceled pipeline: completed stages are kept, the failed stage runs again."""
+    from ...actions.pipeline import resume_pipeline as resume
+
+    with tool_errors():
+        return resume(pipeline_id).model_dump(mode="json")
