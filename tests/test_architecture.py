@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "tuneforge.gguf": 2,
     "tuneforge.models_offline": 2,
     "tuneforge.benchmarks": 2,  # lm-evaluation-harness runs (issue 12 item 4)
+    "tuneforge.ledger": 2,  # every run and its notes (issue 15)
+    "tuneforge.sweeps": 3,  # a sweep submits its trials through actions.train (issue 15)
     "tuneforge.pipelines": 2,  # pipeline files, stage inputs (issue 14)
     "tuneforge.pipelines.driver": 3,  # the detached driver runs actions (train, export, evaluate)
     # backends

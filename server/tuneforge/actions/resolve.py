@@ -77,6 +77,19 @@ def model_unresolved(config: RunConfig, plan: Plan) -> ConfigError:
         "with network access.", code="config.model_not_found", details={"model": config.model})
 
 
+def remember_past_runs(config: RunConfig, plan: Plan) -> None:
+    """The ledger's runs of the same model on the same data, in the plan and its explanation."""
+    from ..ledger.past import past_note, past_runs
+
+    try:
+        plan.past_runs = past_runs(config)
+    except Exception:  # noqa: BLE001 - an unreadable ledger never stops a plan
+        return
+    line = past_note(plan.past_runs)
+    if line:
+        plan.notes.append(line)
+
+
 def resolve_run(config: RunConfig, *, backend: str = DEFAULT_BACKEND, flavor: str | None = None, submit: bool = True,
                 dataset_given: bool = True, rows: int | None = None, budget_usd: float | None = None,
                 skip_plan: bool = False) -> Resolved:
@@ -136,6 +149,7 @@ def resolve_run(config: RunConfig, *, backend: str = DEFAULT_BACKEND, flavor: st
     if config.method_args.reward_functions and config.method == "grpo":
         plan.reward_functions = list(config.method_args.reward_functions)
     plan.notes.extend(notes)
+    remember_past_runs(config, plan)
     plan.warnings.extend(w for w in warnings if w not in plan.warnings)
     flavor = flavor or plan.flavor
     return Resolved(config=resolve_launch(config, backend, flavor, plan), plan=plan, flavor=flavor,

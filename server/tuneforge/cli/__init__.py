@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import TuneforgeError
 
 # Order here is the order in `tuneforge --help`.
-COMMAND_MODULES = ("demo", "validate", "plan", "train", "jobs", "diagnose", "pipeline", "eval", "gguf", "setup", "mcp")
+COMMAND_MODULES = ("demo", "validate", "plan", "train", "jobs", "runs", "sweep", "diagnose", "pipeline", "eval", "gguf", "setup", "mcp")
 
 
 def build_parser() -> argparse.ArgumentParser:

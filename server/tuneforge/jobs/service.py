@@ -210,7 +210,15 @@ class JobService:
             changes = self.backend(job.backend).refresh(job)
             if changes:
                 job = self.store.update(job.job_id, only_if_active=True, **changes) or self.store.get(job.job_id)
-        return with_diagnosis(self.store, self.backend(job.backend), job) if needs_diagnosis(job) else job
+        job = with_diagnosis(self.store, self.backend(job.backend), job) if needs_diagnosis(job) else job
+        if job.terminal:  # the ledger keeps every ended run; it never stops a status call
+            try:
+                from ..ledger import Ledger
+
+                Ledger(self.store.db_path).record_job(job, only_if_missing=True)
+            except Exception:  # noqa: BLE001 - a ledger problem is not the job's
+                pass
+        return job
 
     def status(self, job_id: str, *, log_tail: int = LOG_TAIL_DEFAULT, raw: bool = False) -> JobStatus:
         job = self.refresh(job_id)

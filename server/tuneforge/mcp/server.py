@@ -27,6 +27,7 @@ from .tools.gguf import export_gguf
 from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
 from .tools.pipelines import cancel_pipeline, list_pipelines, pipeline_status, plan_pipeline, resume_pipeline, run_pipeline
 from .tools.planning import plan_training
+from .tools.runs import NOTE, compare_runs, list_runs, note_run, search_runs, show_run
 from .tools.setup import check_setup
 from .tools.training import submit_training
 from .tools.waiting import wait_for_job
@@ -55,6 +56,11 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (wait_for_job, "Wait for a job", READ_ONLY),
     (export_gguf, "Export GGUF", EXPORT),
     (evaluate_models, "Evaluate models on held-out data", READ_ONLY),
+    (list_runs, "List recorded runs (the ledger)", READ_ONLY),
+    (show_run, "Show a recorded run", READ_ONLY),
+    (compare_runs, "Compare two runs", READ_ONLY),
+    (note_run, "Note what a run taught", NOTE),
+    (search_runs, "Search runs and notes", READ_ONLY),
     (plan_pipeline, "Plan a multi-stage pipeline", READ_ONLY),
     (run_pipeline, "Run a multi-stage pipeline (train, preferences, eval, GGUF)", SUBMIT),
     (pipeline_status, "Pipeline status", READ_ONLY),

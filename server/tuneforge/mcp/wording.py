@@ -58,6 +58,9 @@ COMMANDS: dict[str, str] = {
     "setup": "check_setup", "validate": "validate_dataset", "plan": "plan_training", "train": "submit_training",
     "gguf": "export_gguf", "jobs list": "list_jobs", "jobs status": "job_status", "jobs logs": "job_logs",
     "jobs cancel": "cancel_job", "jobs wait": "wait_for_job",
+    "runs list": "list_runs", "runs show": "show_run", "runs compare": "compare_runs", "runs note": "note_run",
+    "runs search": "search_runs", "sweep run": "run_sweep", "sweep status": "sweep_status",
+    "sweep wait": "sweep_status", "sweep cancel": "cancel_sweep",
     "pipeline run": "run_pipeline", "pipeline plan": "plan_pipeline", "pipeline status": "pipeline_status",
     "pipeline list": "list_pipelines", "pipeline cancel": "cancel_pipeline", "pipeline resume": "resume_pipeline",
 }

@@ -56,6 +56,16 @@ class Calibration(BaseModel):
     measured_by: str
 
 
+class PastRun(BaseModel):
+    """A run of the same model on the same data, from the ledger, as the plan mentions it."""
+
+    run_id: str
+    stage: str
+    summary: str = Field(description="What it ran with and how it ended, in one line.")
+    notes: list[str] = Field(default_factory=list, description="What was learned (`tuneforge runs note`).")
+    learning_rate: float | None = None
+
+
 class Plan(BaseModel):
     model: str
     params_b: float = Field(description="Total parameters, billions.")
@@ -106,3 +116,4 @@ class Plan(BaseModel):
     hardware_source: str | None = None
     dataset_source: str | None = None
     calibration: Calibration | None = None
+    past_runs: list[PastRun] = Field(default_factory=list, description="Past runs of the same model and data (the ledger): failures and noted runs first.")

@@ -1,0 +1,1 @@
+"""Sweeps: many runs of one base config over a search space, within a budget."""
