@@ -25,6 +25,7 @@ from ..jobs.workspace import job_folder
 from ..records import Job, JobStore, new_job_id
 from ..records.pipelines import Pipeline, PipelineStore, StageRecord
 from ..types import TERMINAL, BackendName
+from .notify import NOTIFY_ENV, notify_end
 from .spec import EvalStage, GGUFStage, PipelineSpec, PreferencesStage, TrainStage
 from .stages import output_model, stage_metrics, train_config
 
@@ -43,6 +44,9 @@ class Driver:
         self.pipeline = self.pipelines.get(pipeline_id)
         self.spec = PipelineSpec.model_validate(self.pipeline.spec)
         self.stop = False
+        # the notification URL (a secret) is kept here, out of the environment the stage jobs inherit: the
+        # pipeline sends one message at its end, its stages none of their own
+        self.notify_url = os.environ.pop(NOTIFY_ENV, None)
         signal.signal(signal.SIGTERM, self._on_term)
 
     def _on_term(self, signum: int, frame: object) -> None:
@@ -196,9 +200,7 @@ class Driver:
                     self.save_stage(rec.index, state="CANCELED", message="canceled by request")
         self.pipeline = self.pipelines.update(self.pipeline.pipeline_id, state=state, message=message,
                                               finished_at=time.time())
-        from .notify import notify_end
-
-        notify_end(self.pipeline)
+        notify_end(self.pipeline, self.notify_url)
         return 0 if state == "COMPLETED" else 1
 
 

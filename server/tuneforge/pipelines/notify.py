@@ -5,11 +5,11 @@ The URL is a secret: it reaches the driver only through its environment (TUNEFOR
 `Pipeline.notify` only says one was given. A driver restarted later (after kill -9) can only notify when
 TUNEFORGE_NOTIFY_URL is set where it is restarted. Sending uses `tuneforge.templates._shared.notify`
 (`send(url, payload)`, retries, never raises); hook: `notify_end` sends nothing when that module is missing.
+A stage's own job sends nothing: the driver keeps the URL out of the environment its jobs inherit.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ..records.pipelines import Pipeline
@@ -37,9 +37,8 @@ def payload(pipeline: Pipeline) -> dict[str, Any]:
             "state": pipeline.state, "message": pipeline.message, "stages": stages, "text": text}
 
 
-def notify_end(pipeline: Pipeline) -> bool:
-    """Send the end payload when a URL is in the environment; True when it was handed to the sender."""
-    url = os.environ.get(NOTIFY_ENV)
+def notify_end(pipeline: Pipeline, url: str | None) -> bool:
+    """Send the end payload to `url` (the driver's, from its environment); True when it was handed to the sender."""
     if not url or pipeline.notified:
         return False
     try:
