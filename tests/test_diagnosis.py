@@ -123,6 +123,19 @@ def test_divergence_timeout_and_hardware_changes_come_from_the_config():
         applied(cfg, diagnose_lines(lines, cfg).retry_with)
 
 
+def test_variants_of_a_kind_get_their_own_fix():
+    cfg = config()
+    chats_only = diagnose_lines(read_log(LOGS / "dataset_format__trl_assistant_only_loss.log"), cfg)
+    assert chats_only.retry_with == {"assistant_only_loss": False}
+    applied(cfg, chats_only.retry_with)
+    torn = diagnose_lines(read_log(LOGS / "network__incomplete_safetensors_download.log"), cfg)
+    assert torn.kind == "network" and "hf cache delete" in torn.fix
+    module = diagnose_lines(read_log(LOGS / "missing_dependency__no_module.log"), cfg)
+    assert "`peft`" in module.fix
+    disk = diagnose_lines(read_log(LOGS / "disk_full__checkpoint_save.log"), cfg)
+    assert disk.retry_with == {"train.save_total_limit": 1}
+
+
 @pytest.mark.parametrize("kind, command", [("auth", "hf auth login"), ("gated_model", "accept the license"),
                                            ("dataset_format", "tuneforge validate"), ("payment_required", "billing"),
                                            ("not_found", "check the id")])

@@ -21,7 +21,12 @@ LOSS_DIVERGENCE_RANK = PRIORITY.index("network") - 0.5
 
 
 def _evidence(lines: list[str]) -> list[str]:
-    distinct = list(dict.fromkeys(line.strip() for line in lines))
+    """The distinct lines, leaving out one that only repeats an earlier one with more words after it (a
+    status message that quotes the log's cause)."""
+    distinct: list[str] = []
+    for line in dict.fromkeys(line.strip() for line in lines):
+        if not any(line.startswith(earlier) for earlier in distinct):
+            distinct.append(line)
     if len(distinct) <= EVIDENCE_LINES:
         return distinct
     return [distinct[0], *distinct[-(EVIDENCE_LINES - 1):]]

@@ -81,7 +81,7 @@ def timeout(config: RunConfig | None) -> tuple[str, dict[str, Any]]:
     longer = min(config.timeout_seconds * 2, TIMEOUT_MAX)
     if longer <= config.timeout_seconds:
         return ("The run hit its time limit, already the longest allowed: train fewer steps (--max-steps), less data, "
-                "or on a faster machine; `jobs resume` continues from the last checkpoint."), {}
+                "or on a faster machine; `tuneforge jobs resume` continues from the last checkpoint."), {}
     return (f"The run hit its time limit of {config.timeout_seconds} s: give it {longer} s (--timeout {longer}), or "
             "resume from its last checkpoint with a longer limit."), {"timeout_seconds": longer}
 
@@ -128,6 +128,13 @@ def fix_for(kind: str, tags: set[str], config: RunConfig | None, evidence: list[
         what = f"the Python package that provides `{module}`" if module else "the package the error names"
         return (f"Install {what} in the run's environment (pip install, or the training extra: "
                 "pip install 'tuneforge[train]'), then retry; `tuneforge setup` lists what is missing."), {}
+    if kind == "network" and tags == {"incomplete"}:
+        return ("A downloaded file is incomplete or corrupt (a download cut short, or a Git LFS pointer instead of the "
+                "weights): delete it from the Hugging Face cache (`hf cache delete`) and retry."), {}
+    if kind == "dataset_format" and "assistant_only" in tags:
+        return ("Training only on assistant turns needs conversational rows (messages): give the data as chats, or "
+                "train on whole rows (assistant_only_loss false)."), \
+            ({"assistant_only_loss": False} if config is not None else {})
     return FIXES[kind], {}
 
 

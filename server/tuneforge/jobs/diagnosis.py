@@ -9,6 +9,8 @@ from the message and the stored tail and not stored, so a later read tries again
 
 from __future__ import annotations
 
+import re
+
 from ..backends.base import Backend
 from ..diagnosis import diagnose_lines
 from ..errors import TuneforgeError
@@ -17,8 +19,15 @@ from ..types import Stage
 
 #: how much of the end of a job's log the diagnosis reads (bounded: a log may be huge)
 DIAGNOSIS_LOG_LINES = 5000
+#: the end of a failure message (log_lines.failure_message) that points at the whole log
+LOG_POINTER = re.compile(r";? ?the full log: `[^`]*`")
 #: the job kinds that train (a GGUF export's failures are its own report's)
 DIAGNOSED_KINDS = ("train", "canary")
+
+
+def verdict(message: str) -> str:
+    """A failed job's message without its pointer to the whole log (a command, not evidence)."""
+    return LOG_POINTER.sub("", message)
 
 
 def needs_diagnosis(job: Job) -> bool:
@@ -33,7 +42,7 @@ def with_diagnosis(store: JobStore, backend: Backend, job: Job) -> Job:
         lines, complete = backend.logs(job, DIAGNOSIS_LOG_LINES), True
     except (TuneforgeError, OSError):
         lines, complete = (job.error or "").splitlines(), False
-    diagnosis = diagnose_lines([*lines, job.message], job.config)
+    diagnosis = diagnose_lines([*lines, verdict(job.message)], job.config)
     if not complete:
         return job.model_copy(update={"diagnosis": diagnosis})
     return store.update(job.job_id, diagnosis=diagnosis) or job.model_copy(update={"diagnosis": diagnosis})

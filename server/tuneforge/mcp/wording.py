@@ -34,6 +34,9 @@ AGENT_FIXES: dict[str, str] = {
     "config.file_not_found": "Check config_path (a file on the machine the server runs on).",
     "gguf.nothing_to_export": "Pass model (a model folder, a LoRA adapter folder or a Hub id) or job_id of a "
                               "finished training job.",
+    "diagnose.log_not_found": "Check path (a file on the machine the server runs on); for a tuneforge job, "
+                              "job_status(job_id) already carries its diagnosis.",
+    "diagnose.log_is_folder": "Pass the log file itself as path (a job folder's is job.log).",
 }
 
 #: CLI flag -> (tool argument, kind): "value" takes the word after the flag, "switch" means `=true`,

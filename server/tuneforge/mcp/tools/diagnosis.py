@@ -19,8 +19,9 @@ def diagnose_log(
     """Classify a failed training run from its log: kind (out_of_memory, auth, gated_model, not_found,
     payment_required, disk_full, divergence, chat_template, dataset_format, unsupported_hardware,
     missing_dependency, network, rate_limited, timeout, budget or unknown), the evidence lines, the fix, and
-    retry_with (the config change to retry with; empty when a retry alone cannot help). A tuneforge job's
-    status already carries its diagnosis (job_status); use this for a log from elsewhere."""
+    retry_with (the config change to retry with; empty when a retry alone cannot help). Use it for a training
+    log from elsewhere (a plain TRL or transformers script's); a tuneforge job's status already carries its
+    diagnosis (job_status)."""
     from ...diagnosis import diagnose_file, read_run_config
 
     with tool_errors():
