@@ -6,7 +6,8 @@ bucket upload that `run_job`/`run_uv_job` callers use (create bucket, xet write 
 The xet write token answers with a `local://` CAS URL, so hf_xet stores uploaded files in a folder
 here and no storage server is needed; `read_upload` reads them back through hf_xet.
 
-Test controls: `add_user`, `set_stage`, `append_log`, `fail` (an HTTP status for the next N calls of
+Test controls: `add_user`, `watched_secrets` (values allowed only in a job's `secrets`; a job spec
+with a secret value anywhere else is refused), `set_stage`, `append_log`, `fail` (an HTTP status for the next N calls of
 an endpoint, before or after it takes effect), `delay` (latency, to trigger client timeouts). Every
 request is recorded (`requests`) so a test can assert on exactly what the client sent.
 
@@ -121,6 +122,7 @@ class HubEmulator:
         self.requests: list[Recorded] = []
         self.rules: list[Rule] = []
         self.ignore_label_filter = False  # a Hub that ignores `label=` filters (clients must check labels)
+        self.watched_secrets: set[str] = set()  # values that may travel only in a job's `secrets` (tests add them)
         self.hold_logs_open = 0.0  # seconds to keep a log stream open after the replay (the real Hub keeps it open)
         self._seq = itertools.count()
         self._server: ThreadingHTTPServer | None = None
@@ -304,6 +306,22 @@ def _str_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
 
 
+def secrets_problem(spec: dict[str, Any], emu: "HubEmulator") -> str | None:
+    """Secrets strictly: names are environment variable names, and no secret value (one sent in `secrets`, a
+    user's token, or one a test declared in `emu.watched_secrets`) appears anywhere else in the spec."""
+    given = spec.get("secrets") or {}
+    for name in given:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            return f"Invalid secret name {name!r}"
+    with emu.lock:
+        values = {*given.values(), *emu.users, *emu.watched_secrets}
+    rest = json.dumps({k: v for k, v in spec.items() if k != "secrets"})
+    for value in values:
+        if len(value) >= 8 and (value in rest or json.dumps(value)[1:-1] in rest):
+            return "a secret value appears outside `secrets` (in the command, environment, labels or volumes)"
+    return None
+
+
 def job_spec_problem(spec: Any, ns: str, emu: "HubEmulator") -> str | None:
     """Why the Jobs API would refuse this job spec (None: it is accepted), field by field as the service checks."""
     if not isinstance(spec, dict):
@@ -319,6 +337,8 @@ def job_spec_problem(spec: Any, ns: str, emu: "HubEmulator") -> str | None:
         return "environment must map names to strings"
     if "secrets" in spec and not _str_map(spec["secrets"]):
         return "secrets must map names to strings"
+    if problem := secrets_problem(spec, emu):
+        return problem
     if spec.get("flavor") not in HARDWARE:
         return f"Invalid flavor {spec.get('flavor')!r}"
     if not isinstance(spec.get("dockerImage"), str) and not isinstance(spec.get("spaceId"), str):

@@ -50,9 +50,10 @@ def plan(model: str | None = None, method: Method | str | None = None, dataset: 
 
 
 def train(config: RunConfig | dict[str, Any] | None = None, *, backend: BackendName | str = BackendName.LOCAL,
-          flavor: str | None = None, **options: Any) -> SubmitResult:
+          flavor: str | None = None, notify: str | None = None, **options: Any) -> SubmitResult:
     """Submit a training job (checked and planned as `plan` shows it); returns at once with its id.
-    `options`: flat run options on top of `config`, as for plan (e.g. rewards=["accuracy"], peft="auto")."""
+    `options`: flat run options on top of `config`, as for plan (e.g. rewards=["accuracy"], peft="auto").
+    `notify`: a webhook URL (default $TUNEFORGE_NOTIFY_URL) that gets a JSON summary when the job ends (a secret)."""
     from .actions.train import start_training
     from .config.overrides import merge_config, run_overrides
 
@@ -62,7 +63,7 @@ def train(config: RunConfig | dict[str, Any] | None = None, *, backend: BackendN
         layer = config.model_dump(exclude_unset=True) if isinstance(config, RunConfig) else config
         cfg = merge_config(layer, overrides=run_overrides(options), source="api.train",
                            required={"model": "model", "dataset": "dataset"})
-    return start_training(cfg, backend=backend, flavor=flavor)
+    return start_training(cfg, backend=backend, flavor=flavor, notify=notify)
 
 
 def status(job_id: str, log_tail: int = 20) -> JobStatus:

@@ -12,13 +12,39 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from .errors import ConfigError
+from .templates._shared.notify import NOTIFY_ENV, valid_url
+
 #: environment variables whose values are secrets
-SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TUNEFORGE_NOTIFY_URL")
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", NOTIFY_ENV)
 #: environment variables that hold a Hugging Face token
 TOKEN_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 MASK = "hf_***"
 #: shorter values are not scrubbed (they would mask ordinary text)
 MIN_SECRET_LENGTH = 8
+#: secrets this process was handed (a --notify URL): scrubbed like the environment's
+_registered: set[str] = set()
+
+
+def register(value: str | None) -> None:
+    """Treat this value as a secret from now on in this process: `secret_values` and `scrub` include it."""
+    if value and len(value) >= MIN_SECRET_LENGTH:
+        _registered.add(value)
+
+
+def notify_url(given: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The notification URL of a run: the one given (--notify / notify=), else $TUNEFORGE_NOTIFY_URL; checked
+    and registered as a secret. The error never repeats the URL."""
+    url = (given or env.get(NOTIFY_ENV) or "").strip() or None
+    if url is None:
+        return None
+    if not valid_url(url):
+        where = "--notify" if given else NOTIFY_ENV
+        raise ConfigError(f"The notification URL ({where}) is not an http(s) URL with a host.",
+                          "Pass a webhook URL such as https://hooks.slack.com/services/..., or leave it out.",
+                          code="notify.bad_url")
+    register(url)
+    return url
 
 
 def token_file(env: Mapping[str, str] = os.environ) -> Path:
@@ -31,7 +57,7 @@ def token_file(env: Mapping[str, str] = os.environ) -> Path:
 
 def secret_values(env: Mapping[str, str] = os.environ) -> list[str]:
     """Every secret value this process could hand to a job: secret variables and the saved token."""
-    values = [env[k] for k in SECRET_ENV if env.get(k)]
+    values = [env[k] for k in SECRET_ENV if env.get(k)] + sorted(_registered)
     try:
         saved = token_file(env).read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError):
@@ -42,8 +68,8 @@ def secret_values(env: Mapping[str, str] = os.environ) -> list[str]:
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
-    """The text with every secret value replaced by a mask."""
-    for secret in secrets:
+    """The text with every secret value (and every registered one) replaced by a mask."""
+    for secret in [*secrets, *sorted(_registered, key=len, reverse=True)]:
         if secret and len(secret) >= MIN_SECRET_LENGTH:
             text = text.replace(secret, MASK)
     return text

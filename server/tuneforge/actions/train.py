@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
+from .. import secrets
 from ..config import RunConfig
 from ..errors import MissingDependency
 from ..jobs.service import JobService, SubmitResult
@@ -35,9 +36,12 @@ def start_training(
     flavor: str | None = None,
     service: JobService | None = None,
     skip_plan: bool = False,
+    notify: str | None = None,
 ) -> SubmitResult:
-    """Check, plan (resolve_run: the same resolution `plan` shows) and submit; nothing is created on a refusal."""
+    """Check, plan (resolve_run: the same resolution `plan` shows) and submit; nothing is created on a refusal.
+    `notify`: a webhook URL (else $TUNEFORGE_NOTIFY_URL) that gets the summary when the job ends (a secret)."""
     service = service or JobService()
+    notify_url = secrets.notify_url(notify)
     if backend == BackendName.LOCAL:
         check_local_training_deps()
     require_push_target(config.push_to_hub, backend)
@@ -52,6 +56,7 @@ def start_training(
         config, backend=backend, plan=plan, flavor=flavor, price_per_hour=plan.price_per_hour if plan is not None else None,
         gpus=config.launch.gpus,
         distributed=plan.distributed if plan is not None else None,
+        notify_url=notify_url,
     )
     return SubmitResult(
         job_id=job.job_id,
@@ -67,5 +72,6 @@ def start_training(
         estimated_cost_usd=plan.cost_usd if plan is not None else None,
         warnings=warnings,
         uploads=job.uploads,
+        notify=job.notify,
         next=f"tuneforge jobs status {job.job_id}  (or: tuneforge jobs wait {job.job_id})",
     )

@@ -97,7 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`tuneforge plan` with the same flags shows the plan the job runs under.",
     )
     add_run_flags(p)
-    p.add_argument("--wait", action="store_true", help="Stay and show progress until the job ends.")
+    p.add_argument("--wait", action="store_true", help="Stay until the job ends: progress for people; with --json, "
+                   "the final job status as JSON (exit status 0 when COMPLETED, 1 when it ended ERROR or CANCELED).")
+    p.add_argument("--notify", metavar="URL", help="POST a JSON summary (with a `text` field, so a Slack incoming "
+                   "webhook shows it) to this URL when the job ends, however it ends (default: $TUNEFORGE_NOTIFY_URL). "
+                   "The URL is a secret: never stored or shown.")
     output.add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -118,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from ..actions.train import start_training
 
     config = config_from_args(args)
-    result = start_training(config, backend=args.backend, flavor=args.flavor)
+    result = start_training(config, backend=args.backend, flavor=args.flavor, notify=args.notify)
 
     def render(r: SubmitResult) -> None:
         output.stdout.print(f"[bold green]Submitted[/bold green] job [bold]{r.job_id}[/bold] on backend {r.backend} ({r.stage}).")
@@ -134,9 +138,26 @@ def run(args: argparse.Namespace) -> int:
         output.stdout.print(f"Outputs: {r.output_dir}")
         output.stdout.print(f"Check it: {r.next}")
 
-    if args.wait and not args.json:
+    if args.wait and args.json:
+        return wait_json(result.job_id)
+    if args.wait:
         render(result)
         job = follow_job(result.job_id)
         return 0 if job.stage == "COMPLETED" else 1
     output.emit(args, result, render)
     return 0
+
+
+def wait_json(job_id: str) -> int:
+    """`train --wait --json`: wait (JobService.wait), print the final JobStatus as JSON; 0 only when COMPLETED."""
+    from ..jobs.service import JobService
+    from .jobs import say_it_keeps_running
+
+    service = JobService()
+    try:
+        job = service.wait(job_id)
+    except KeyboardInterrupt:
+        say_it_keeps_running(job_id)
+        raise
+    output.print_json(service.status(job_id, log_tail=20 if job.stage == "ERROR" else 0))
+    return 0 if job.stage == "COMPLETED" else 1

@@ -91,6 +91,7 @@ class SubmitResult(BaseModel):
     estimated_cost_usd: float | None = None
     warnings: list[str] = Field(default_factory=list)
     uploads: list[UploadedFile] = Field(default_factory=list, description="What a cloud backend uploaded for the run, with bytes.")
+    notify: bool = Field(default=False, description="A summary is POSTed to the notification URL when the job ends.")
     next: str = ""
 
 
@@ -139,6 +140,7 @@ class JobService:
             timeout_seconds=spec.timeout_seconds,
             created_at=time.time(),
             message="submitting",
+            notify=spec.notify_url is not None,
         )
         self.store.create(job)
         try:
@@ -162,6 +164,7 @@ class JobService:
         gpus: int = 1,
         distributed: str | None = None,
         labels: dict[str, str] | None = None,
+        notify_url: str | None = None,
     ) -> Job:
         """Write the config next to the job and submit the method's static template with it.
 
@@ -190,6 +193,7 @@ class JobService:
             hub_token=backend != BackendName.LOCAL or needs_hub_token(config),
             inputs=run_inputs(config) if backend != BackendName.LOCAL else [],
             labels={"tuneforge-job": job_id, "tuneforge-method": config.method, **(labels or {})},
+            notify_url=notify_url,
         )
         return self.submit(
             spec,

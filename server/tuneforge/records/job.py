@@ -47,6 +47,8 @@ class JobSpec(BaseModel):
                             "reads a Hub model or dataset that is not public). Local runs get no token otherwise.")
     labels: dict[str, str] = Field(default_factory=dict)
     inputs: list[RunInput] = Field(default_factory=list, description="Local inputs and the files the run reads (uploaded by cloud backends).")
+    notify_url: str | None = Field(default=None, exclude=True, repr=False, description="Where to POST the summary when the "
+                                   "job ends: a secret, never serialized (the job record keeps only `notify`).")
 
 
 class Job(BaseModel):

@@ -4,7 +4,10 @@ submit: checks the token (present, not read-only), the account (paid plan, may p
 and that the flavor exists (live hardware list; the launch was fixed by the plan), uploads the template,
 a cloud copy of the config and any local inputs to the account's private `jobs-artifacts` bucket
 (one folder per tuneforge job, mounted at /data), then `run_job`s `uv run /data/<template> --config
-/data/config.json` with the token as the HF_TOKEN secret and the label tuneforge-job=<id>. A failed
+/data/config.json` with the token as the HF_TOKEN secret and the label tuneforge-job=<id>. With a
+notification URL, that command runs under `python3 /data/_notify_after.py --` (the job POSTs its own
+summary when the script ends, whatever its exit status) and the URL travels only as the
+TUNEFORGE_NOTIFY_URL secret. A failed
 submission whose outcome is unknown (5xx, timeout) is retried only after listing jobs with that label:
 an existing job is adopted, never duplicated.
 
@@ -29,6 +32,7 @@ from ...flavors import flavor_names, gpus_of
 from ...log_lines import failure_cause, failure_message
 from ...progress import last_events
 from ...records import Job, JobSpec
+from ...templates._shared.notify import NOTIFY_ENV
 from ...types import TERMINAL
 from ..logfile import tail_lines
 from .account import check_account
@@ -45,6 +49,8 @@ STATE_FILE = "hf_state.json"
 ADOPT_GRACE_SECONDS = 600  # a record with no HF job id after this long: the submission never finished
 REUSE_LOG_SECONDS = 5.0  # `status` refreshes then reads the tail: one log read serves both
 HUB_FRAME = "===== Job finished"  # the Hub's last log line (huggingface_hub drops the "===== Job started" one)
+NOTIFY_WRAPPER = "_notify_after.py"  # templates/_notify_after.py, shipped with every template's helpers
+NOTIFY_CONTEXT_ENV = "TUNEFORGE_NOTIFY_CONTEXT"
 
 STAGES = {
     "SCHEDULING": "SCHEDULING",
@@ -97,11 +103,18 @@ class HfJobsBackend:
         hub.call(lambda: hub.api.batch_bucket_files(bucket, add=adds, token=hub.token), f"upload the template, config and inputs ({payload.total_bytes / 1e6:.1f} MB)", retries=RETRIES)
 
         deps = [x for dep in spec.dependencies for x in ("--with", dep)]
+        command = ["uv", "run", *deps, *payload.argv]
+        env = {**spec.env, "PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": job.job_id}
+        secrets = {"HF_TOKEN": hub.token}
+        if spec.notify_url and NOTIFY_WRAPPER in payload.files:  # the job notifies by itself, however the script ends
+            command = ["python3", f"{MOUNT}/{NOTIFY_WRAPPER}", "--", *command]
+            env[NOTIFY_CONTEXT_ENV] = notify_context(job, spec)
+            secrets[NOTIFY_ENV] = spec.notify_url
         run = dict(
             image=UV_IMAGE,
-            command=["uv", "run", *deps, *payload.argv],
-            env={**spec.env, "PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": job.job_id},
-            secrets={"HF_TOKEN": hub.token},
+            command=command,
+            env=env,
+            secrets=secrets,
             flavor=flavor,
             timeout=spec.timeout_seconds,
             name=job.job_id,
@@ -317,6 +330,14 @@ class HfJobsBackend:
         if time.time() - job.created_at > ADOPT_GRACE_SECONDS:
             return {"stage": "ERROR", "message": "the submission to Hugging Face never completed (no job carries this id)", "finished_at": time.time()}
         return {}
+
+
+def notify_context(job: Job, spec: JobSpec) -> str:
+    """What the job's notification wrapper says about the job (JSON, nothing secret)."""
+    model = job.config.model if job.config else (job.export.model if job.export else None)
+    return json.dumps({"kind": job.kind, "method": job.method, "backend": "hf", "model": model,
+                       "price_per_hour": job.price_per_hour, "timeout_seconds": spec.timeout_seconds,
+                       "outputs": {"hub_repo": job.push_target} if job.push_target else {}})
 
 
 def check_private(hub: HubConnection, bucket: str) -> None:

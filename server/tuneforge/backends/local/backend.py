@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ...records import Job, JobSpec
+from ...templates._shared.notify import NOTIFY_ENV
 from ..logfile import tail_lines
 from .processes import KILL_GRACE_SECONDS, kill_group, process_alive
 
@@ -37,6 +38,11 @@ class LocalBackend:
         (job_dir / SPEC_FILE).write_text(spec.model_dump_json(indent=2), encoding="utf-8")
         env = dict(os.environ)
         env.setdefault("TUNEFORGE_HOME", str(job_dir.parent.parent))
+        # The notification URL is a secret: spec.json leaves it out (exclude=True); only the supervisor's
+        # environment carries it, and the supervisor keeps it from the training script.
+        env.pop(NOTIFY_ENV, None)
+        if spec.notify_url:
+            env[NOTIFY_ENV] = spec.notify_url
         with open(job_dir / "supervisor.log", "ab") as err:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "tuneforge.backends.local.runner", job.job_id],

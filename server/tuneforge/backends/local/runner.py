@@ -22,6 +22,7 @@ from ...log_lines import failure_message
 from ...progress import last_events
 from ...records import Job, JobSpec, JobStore
 from ...secrets import secret_values, without_token
+from ...templates._shared.notify import NOTIFY_ENV
 from ..logfile import ScrubbedLog, tail_lines
 from .backend import SPEC_FILE
 from .processes import kill_group
@@ -78,6 +79,7 @@ class Supervisor:
         if self.update(stage="RUNNING", started_at=started, message="starting") is None:
             return 0  # canceled while waiting
         env = dict(os.environ) if self.spec.hub_token else without_token(os.environ, nowhere=self.job_dir / ".no-hf-token")
+        env.pop(NOTIFY_ENV, None)  # the URL stays with the supervisor (notify below), never the script
         env.update(self.spec.env)
         env.setdefault("TRACKIO_DIR", str(paths.home() / "trackio"))  # Trackio's local mode logs here
         env.update({"PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": self.job.job_id, "TOKENIZERS_PARALLELISM": "false"})
@@ -153,6 +155,17 @@ class Supervisor:
             outputs=outputs,
         )
 
+    def notify(self) -> None:
+        """Hand the ended job to the notification sender, a process of its own in a new session: it builds the
+        summary from the final status (diagnosis included) and POSTs it with retries, so the notification
+        neither delays this supervisor nor dies with it when `jobs cancel` stops it."""
+        url = os.environ.get(NOTIFY_ENV)
+        job = self.store.get(self.job.job_id)
+        if not url or not job.notify or not job.terminal:
+            return
+        subprocess.Popen([sys.executable, "-m", "tuneforge.jobs.notification", job.job_id], cwd=self.job_dir,
+                         stdin=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
     def read_outputs(self) -> dict[str, object]:
         """The job's outputs plus its output folder and result.json (the service made the folder absolute)."""
         outputs: dict[str, object] = dict(self.job.outputs)
@@ -174,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m tuneforge.backends.local.runner JOB_ID", file=sys.stderr)
         return 2
-    return Supervisor(argv[0]).run()
+    supervisor = Supervisor(argv[0])
+    try:
+        return supervisor.run()
+    finally:
+        supervisor.notify()  # every terminal stage: completed, failed, timed out, canceled (queued or running)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ def submit_training(
     backend: Annotated[BackendName, Field(description="'local' (default) runs here as a detached process; 'hf' runs on Hugging Face Jobs and is billed.")] = BackendName.LOCAL,
     flavor: Annotated[str | None, Field(description="Hugging Face Jobs hardware flavor (default: the plan's).")] = None,
     confirmed: Annotated[bool, Field(description="Set true only after the user saw the plan's cost and agreed; required for backend='hf'.")] = False,
+    notify: Annotated[str | None, Field(description="A webhook URL (e.g. a Slack incoming webhook) that gets a JSON summary with a `text` field when the job ends, however it ends; default: $TUNEFORGE_NOTIFY_URL on the server. A secret: never stored or echoed.")] = None,
     config: Annotated[RunConfig | None, Field(description="A full training config (all RunConfig fields); the flat arguments override it.")] = None,
     config_path: Annotated[str | None, Field(description="A YAML/JSON training config file on this machine; the flat arguments and `config` override it.")] = None,
     column_map: Annotated[dict[str, str] | None, Field(description="Target column -> source column, as validate_dataset proposes.")] = None,
@@ -95,7 +96,7 @@ def submit_training(
         run_cfg, _ = run_config(arguments, config, config_path, tool="submit_training")
         require_push_target(run_cfg, backend)
         require_confirmation(backend, confirmed)
-        result = start_training(run_cfg, backend=backend, flavor=flavor)
+        result = start_training(run_cfg, backend=backend, flavor=flavor, notify=notify)
     where = f" and the URL {result.url}" if result.url else ""
     return result.model_copy(update={"next": (
         f"Tell the user the job id {result.job_id}{where}; check it with job_status(job_id='{result.job_id}') "
