@@ -118,4 +118,64 @@ def evaluate(models: list[str], data: str, *, metrics: list[Any] | None = None, 
     return run(list(models), data, metrics=metrics, **options)
 
 
-__all__ = ["validate", "plan", "train", "status", "diagnose", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate"]
+# ---- the ledger and sweeps (issue 15) -------------------------------------------------------------
+def runs(limit: int = 20, *, model: str | None = None, dataset: str | None = None, sweep_id: str | None = None) -> Any:
+    """The ledger's runs, newest first (a RunList); ended jobs not yet recorded are added."""
+    from .actions.runs import list_runs
+
+    return list_runs(limit=limit, model=model, dataset=dataset, sweep_id=sweep_id)
+
+
+def show_run(run_id: str) -> Any:
+    from .actions.runs import show_run as show
+
+    return show(run_id)
+
+
+def compare_runs(a: str, b: str) -> Any:
+    """Config diff and metric diff of two recorded runs (a RunDiff)."""
+    from .actions.runs import compare_runs as diff
+
+    return diff(a, b)
+
+
+def note_run(run_id: str, text: str) -> Any:
+    from .actions.runs import note_run as note
+
+    return note(run_id, text)
+
+
+def search_runs(text: str, limit: int = 20) -> Any:
+    from .actions.runs import search_runs as search
+
+    return search(text, limit=limit)
+
+
+def run_sweep(path: str, *, confirmed: bool = False, submit: bool = True) -> Any:
+    """Plan (submit=False) or start a sweep from a sweep file; a paid sweep needs confirmed=True."""
+    from .actions.sweep import run_sweep as run
+
+    return run(path, confirmed=confirmed, submit=submit)
+
+
+def sweep_status(sweep_id: str) -> Any:
+    from .actions.sweep import sweep_status as status_of
+
+    return status_of(sweep_id)
+
+
+def wait_sweep(sweep_id: str, timeout: float | None = None) -> Any:
+    from .actions.sweep import wait_sweep as wait_for
+
+    return wait_for(sweep_id, timeout=timeout)
+
+
+def cancel_sweep(sweep_id: str) -> Any:
+    from .actions.sweep import cancel_sweep as cancel_it
+
+    return cancel_it(sweep_id)
+
+
+__all__ = ["validate", "plan", "train", "status", "diagnose", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate",
+           "runs", "show_run", "compare_runs", "note_run", "search_runs", "run_sweep", "sweep_status", "wait_sweep",
+           "cancel_sweep"]

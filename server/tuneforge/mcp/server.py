@@ -28,6 +28,7 @@ from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
 from .tools.pipelines import cancel_pipeline, list_pipelines, pipeline_status, plan_pipeline, resume_pipeline, run_pipeline
 from .tools.planning import plan_training
 from .tools.runs import NOTE, compare_runs, list_runs, note_run, search_runs, show_run
+from .tools.sweeps import cancel_sweep, run_sweep, sweep_status
 from .tools.setup import check_setup
 from .tools.training import submit_training
 from .tools.waiting import wait_for_job
@@ -61,6 +62,9 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (compare_runs, "Compare two runs", READ_ONLY),
     (note_run, "Note what a run taught", NOTE),
     (search_runs, "Search runs and notes", READ_ONLY),
+    (run_sweep, "Plan or start a sweep", SUBMIT),
+    (sweep_status, "Sweep status", READ_ONLY),
+    (cancel_sweep, "Cancel a sweep", CANCEL),
     (plan_pipeline, "Plan a multi-stage pipeline", READ_ONLY),
     (run_pipeline, "Run a multi-stage pipeline (train, preferences, eval, GGUF)", SUBMIT),
     (pipeline_status, "Pipeline status", READ_ONLY),
