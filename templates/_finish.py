@@ -149,7 +149,13 @@ def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, 
     if has_eval:
         evaluate(trainer, result, "before")
 
+    from _guards import guard_callbacks, stop_if_guarded
+
+    guards = guard_callbacks(cfg, t_start)  # the loss watchdog and the budget: save, stop, fail (_guards.py)
+    for guard in guards:
+        trainer.add_callback(guard)
     train_into(trainer, result)
+    stop_if_guarded(trainer, guards, cfg, out_dir, result)
 
     if has_eval:
         evaluate(trainer, result, "after")

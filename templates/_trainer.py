@@ -41,6 +41,7 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         weight_decay=float(tcfg["weight_decay"]),
         optim=tcfg.get("optimizer", "adamw_torch"),
         logging_steps=int(tcfg["logging_steps"]),
+        logging_nan_inf_filter=False,  # a NaN/inf loss is logged as it is, for the watchdog (_guards.py) to see
         save_strategy="steps" if save_steps else "epoch",
         save_steps=int(save_steps) if save_steps else 500,
         save_total_limit=int(tcfg.get("save_total_limit", 2)),

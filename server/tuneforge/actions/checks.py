@@ -18,6 +18,7 @@ from ..config import RunConfig
 from ..doctor.method_fit import LAYOUTS
 from ..errors import ConfigError, TuneforgeError
 from ..reports.dataset import DatasetReport
+from ..reports.plan import Plan
 from ..templates._shared.rewards import (
     DEFAULT_WITH_REFERENCE,
     NEEDS_REFERENCE,
@@ -118,6 +119,22 @@ def data_problems(config: RunConfig, report: DatasetReport) -> list[TuneforgeErr
     if verdict.status == "incompatible" and (not column_map or column_map == verdict.mapping):
         return [not_trainable]  # the columns are there: rows the doctor saw would stop or spoil the run
     return []
+
+
+def budget_problem(config: RunConfig, plan: Plan) -> TuneforgeError | None:
+    """A plan whose estimated cost exceeds the config's max_cost_usd: refused at submit, with what to change."""
+    if config.max_cost_usd is None or plan.cost_usd is None or plan.cost_usd <= config.max_cost_usd:
+        return None
+    where = plan.flavor or "this machine"
+    fewer = f"train fewer steps (max_steps={plan.max_steps} fits it; CLI: --max-steps {plan.max_steps})" \
+        if plan.max_steps else "train fewer steps or less data (--max-steps, --epochs)"
+    return TuneforgeError(
+        f"Over budget: the plan's estimate is ${plan.cost_usd:.2f} ({plan.hours:.2f} h on {where} at "
+        f"${plan.price_per_hour or 0:.2f}/h), above max_cost_usd ${config.max_cost_usd:.2f}.",
+        f"{fewer}, use a cheaper flavor (`tuneforge plan` lists alternatives; CLI: --flavor), or raise the budget "
+        f"(max_cost_usd; CLI: --max-cost-usd {plan.cost_usd * 1.2:.2f}).",
+        code="plan.over_budget", details={"estimated_cost_usd": plan.cost_usd, "max_cost_usd": config.max_cost_usd,
+                                          "flavor": plan.flavor, "max_steps_within_budget": plan.max_steps})
 
 
 def reference_columns(report: DatasetReport | None, column_map: dict[str, str]) -> list[str]:

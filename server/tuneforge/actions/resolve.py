@@ -21,7 +21,7 @@ from ..planner.request import request_for_config
 from ..reports.dataset import DatasetReport
 from ..reports.plan import Plan
 from ..types import BackendName
-from .checks import data_problems, read_report, resolve_rewards
+from .checks import budget_problem, data_problems, read_report, resolve_rewards
 
 #: where a run goes when no backend is named: this machine (free, needs no account), for plan and train alike
 DEFAULT_BACKEND = BackendName.LOCAL
@@ -134,9 +134,13 @@ def resolve_run(config: RunConfig, *, backend: str = DEFAULT_BACKEND, flavor: st
                               "Name the PEFT kind (lora, qlora or none).", code="config.peft_auto_unplanned")
         return Resolved(config=resolve_launch(config, backend, flavor, None), plan=None, flavor=flavor,
                         warnings=warnings, notes=notes)
+    if budget_usd is None:  # the plan's what-if budget, else the config's own (max_cost_usd)
+        budget_usd = config.max_cost_usd
     request = request_for_config(config, backend=backend, flavor=flavor, rows=rows, budget_usd=budget_usd,
                                  dataset=config.dataset.path if dataset_given else None)
     plan = build_plan(request, report=report)
+    if submit and (over := budget_problem(config, plan)) is not None:
+        raise over
     if submit and plan.params_guessed and backend == BackendName.LOCAL:
         # a local run reads the model from here: unresolvable now means it fails at start. A cloud job downloads it
         # itself, so there the guess stays a warning (the Hub may only have failed to answer us).

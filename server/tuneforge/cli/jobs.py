@@ -126,6 +126,9 @@ def render_status(s: JobStatus) -> None:
     out.print(f"backend {s.backend}" + (f", flavor {s.flavor}" if s.flavor else "") + (f", {s.url}" if s.url else ""))
     if s.elapsed_seconds is not None:
         cost = f", cost so far ${s.cost_so_far_usd:.2f}" if s.cost_so_far_usd is not None else ""
+        if s.max_cost_usd is not None:
+            cost += f" of the ${s.max_cost_usd:.2f} budget" if s.cost_so_far_usd is not None else \
+                f", budget ${s.max_cost_usd:.2f} (free here: never enforced)"
         out.print(f"elapsed {s.elapsed_seconds:.0f} s{cost}")
     if s.progress:
         p = s.progress

@@ -65,6 +65,18 @@ def rows_line(p: Plan) -> str | None:
     return f"Rows {p.rows:,}, all trained on (no eval hold-out)"
 
 
+def budget_line(p: Plan) -> str | None:
+    """The budget (--budget-usd, or the config's max_cost_usd) against the estimate."""
+    if p.budget_usd is None:
+        return None
+    if p.within_budget is None:
+        return f"Budget ${p.budget_usd:.2f}: no cost estimate to compare" + (" (local run, free)" if p.backend == "local" else "")
+    if p.within_budget:
+        return f"Budget ${p.budget_usd:.2f}: estimated ${p.cost_usd:.2f}, [green]within it[/green]"
+    return (f"[yellow]Over the ${p.budget_usd:.2f} budget[/yellow]: estimated ${p.cost_usd:.2f}"
+            + (f"; max_steps={p.max_steps} fits it" if p.max_steps else "") + " (`train` refuses it with max_cost_usd)")
+
+
 def render(p: Plan) -> None:
     out = output.stdout
     out.print(headline(p))
@@ -86,8 +98,8 @@ def render(p: Plan) -> None:
         cost = f"  cost ${p.cost_usd:.2f} (${p.price_per_hour:.2f}/h)" if p.cost_usd is not None else ""
         out.print(f"Tokens {p.tokens:,} at {p.tokens_per_second:,.0f} tokens/s: [bold]{p.hours:.2f} h[/bold]{cost}  "
                   f"timeout [bold]{p.timeout}[/bold] ({p.timeout_seconds} s)")
-    if p.budget_usd is not None and p.within_budget is False:
-        out.print(f"[yellow]Over the ${p.budget_usd:.2f} budget[/yellow]" + (f": max_steps={p.max_steps} fits it" if p.max_steps else ""))
+    if (line := budget_line(p)) is not None:
+        out.print(line)
     if p.calibration:
         c = p.calibration
         out.print(f"Calibration ({c.steps} steps, {c.device}): peak {c.measured_peak_gb} GiB measured vs "

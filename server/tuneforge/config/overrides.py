@@ -74,6 +74,7 @@ RUN_FIELDS = {
     "output_dir": "output_dir", "system_prompt": "system_prompt", "seed": "seed", "timeout_seconds": "timeout_seconds",
     "rewards": "method_args.reward_functions", "num_generations": "method_args.num_generations",
     "max_completion_length": "method_args.max_completion_length",
+    "max_cost_usd": "max_cost_usd", "watchdog": "watchdog.enabled",
 }
 
 

@@ -29,6 +29,7 @@ from ..templates._shared.metrics import metric_choices, metric_name, unknown_met
 from ..templates._shared.rewards import REWARD_NAMES, reward_choices, unknown_rewards
 from ..types import Method
 from .files import config_error, load_mapping
+from .guards import WatchdogSpec
 
 # A Hub repo id: "name" or "owner/name"; letters, digits, '-', '_', '.'; no '..', no leading '-' or '.'.
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -300,6 +301,10 @@ class RunConfig(Strict):
     )
     max_new_tokens: int = Field(default=96, ge=1, le=4096)
     eval: EvalSpec | None = Field(default=None, description="Held-out metrics before and after training (see EvalSpec).")
+    watchdog: WatchdogSpec = Field(default_factory=WatchdogSpec, description="Stop a diverging run (see WatchdogSpec).")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Spending limit in US dollars: refused at submit "
+                                       "when the plan's estimate exceeds it; a paid job stops (after a checkpoint) "
+                                       "when its cost reaches it. Local runs are free: recorded, never stopped.")
 
     @field_validator("model")
     @classmethod

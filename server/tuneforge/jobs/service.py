@@ -25,6 +25,7 @@ from ..reports.diagnosis import Diagnosis
 from ..reports.plan import Plan
 from ..types import TERMINAL, BackendName, Method
 from .diagnosis import needs_diagnosis, with_diagnosis
+from .budget import cost_so_far, enforce_budget, max_cost
 from .hub_access import needs_hub_token
 from .inputs import run_inputs
 from .workspace import job_folder, stage_template
@@ -53,6 +54,7 @@ class JobStatus(BaseModel):
     finished_at: float | None = None
     elapsed_seconds: float | None = None
     cost_so_far_usd: float | None = None
+    max_cost_usd: float | None = Field(default=None, description="The budget (config max_cost_usd); local runs: never enforced.")
     progress: dict[str, Any] | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
@@ -214,6 +216,7 @@ class JobService:
             changes = self.backend(job.backend).refresh(job)
             if changes:
                 job = self.store.update(job.job_id, only_if_active=True, **changes) or self.store.get(job.job_id)
+            job = enforce_budget(self.store, self.backend(job.backend), job)  # past max_cost_usd: canceled, ERROR
         job = with_diagnosis(self.store, self.backend(job.backend), job) if needs_diagnosis(job) else job
         if job.terminal:  # the ledger keeps every ended run; it never stops a status call
             try:
@@ -302,9 +305,6 @@ def _elapsed(job: Job) -> float | None:
 
 def to_status(job: Job, log_tail: list[str]) -> JobStatus:
     elapsed = _elapsed(job)
-    cost = None
-    if job.price_per_hour is not None and elapsed is not None:
-        cost = round(elapsed / 3600 * job.price_per_hour, 4)
     return JobStatus(
         job_id=job.job_id,
         backend=job.backend,
@@ -320,7 +320,8 @@ def to_status(job: Job, log_tail: list[str]) -> JobStatus:
         started_at=job.started_at,
         finished_at=job.finished_at,
         elapsed_seconds=None if elapsed is None else round(elapsed, 1),
-        cost_so_far_usd=cost,
+        cost_so_far_usd=cost_so_far(job),
+        max_cost_usd=max_cost(job),
         progress=job.progress,
         outputs=job.outputs,
         error=job.error,

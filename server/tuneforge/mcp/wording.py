@@ -54,6 +54,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "quant": ("quants", "value"), "out": ("out", "value"), "base": ("base", "value"), "tail": ("tail", "value"),
     "merge": ("merge", "switch"), "online": ("online", "switch"), "raw": ("raw", "switch"),
     "trust-remote-code": ("trust_remote_code", "switch"), "private": ("private", "switch"),
+    "max-cost-usd": ("max_cost_usd", "value"), "no-watchdog": ("watchdog=false", "name"),
     "notify": ("notify", "value"), "column-map": ("column_map", "name"), "wait": ("wait_for_job", "name"), "all": ("skip", "name"), "json": ("the structured result", "name"),
 }
 #: `tuneforge <command>` -> the tool that does it (jobs commands take the id that follows)

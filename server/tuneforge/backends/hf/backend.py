@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import format_duration
+from ...config.guards import BUDGET_GRACE_SECONDS, PRICE_ENV, budget_seconds
 from ...errors import ConfigError, TuneforgeError
 from ...flavors import flavor_names, gpus_of
 from ...log_lines import failure_cause, failure_message
@@ -105,6 +106,8 @@ class HfJobsBackend:
         deps = [x for dep in spec.dependencies for x in ("--with", dep)]
         command = ["uv", "run", *deps, *payload.argv]
         env = {**spec.env, "PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": job.job_id}
+        price_env, timeout = budget_env(job, spec.timeout_seconds)  # the template's budget guard, the Hub's backstop
+        env.update(price_env)
         secrets = {"HF_TOKEN": hub.token}
         if spec.notify_url and NOTIFY_WRAPPER in payload.files:  # the job notifies by itself, however the script ends
             command = ["python3", f"{MOUNT}/{NOTIFY_WRAPPER}", "--", *command]
@@ -116,7 +119,7 @@ class HfJobsBackend:
             env=env,
             secrets=secrets,
             flavor=flavor,
-            timeout=spec.timeout_seconds,
+            timeout=timeout,
             name=job.job_id,
             labels={**spec.labels, JOB_LABEL: job.job_id},
             volumes=[Volume(type="bucket", source=bucket, mount_path=MOUNT, path=folder, read_only=True)],
@@ -138,6 +141,8 @@ class HfJobsBackend:
             },
             uploads=payload.uploads(),
         )
+        if timeout != spec.timeout_seconds:
+            changes["timeout_seconds"] = timeout
         return changes
 
     def _flavor(self, hub: HubConnection, flavor: str | None) -> str:
@@ -242,6 +247,10 @@ class HfJobsBackend:
     def _failure(self, job: Job, info: Any, hub_message: str) -> str:
         limit = job.timeout_seconds
         ran = (_ts(info.finished_at) or time.time()) - (_ts(info.started_at) or time.time())
+        budget = budget_seconds(job.config.max_cost_usd if job.config else None, job.price_per_hour)
+        if budget is not None and limit and ran >= limit - 5 and limit <= budget + BUDGET_GRACE_SECONDS:
+            return (f"budget: the job reached its max_cost_usd budget (${job.config.max_cost_usd:.2f} at "  # type: ignore[union-attr]
+                    f"${job.price_per_hour:.2f}/h) and Hugging Face stopped it at its budget-capped time limit")
         if "timeout" in hub_message.lower() or "timed out" in hub_message.lower() or (limit and ran >= limit - 5):
             return f"timeout: the job ran longer than its limit of {format_duration(limit or 0)} and Hugging Face stopped it"
         return f"the job failed on Hugging Face: {hub_message}" if hub_message else "the job failed on Hugging Face"
@@ -338,6 +347,18 @@ def notify_context(job: Job, spec: JobSpec) -> str:
     return json.dumps({"kind": job.kind, "method": job.method, "backend": "hf", "model": model,
                        "price_per_hour": job.price_per_hour, "timeout_seconds": spec.timeout_seconds,
                        "outputs": {"hub_repo": job.push_target} if job.push_target else {}})
+
+
+def budget_env(job: Job, timeout: int | None) -> tuple[dict[str, str], int | None]:
+    """The price per hour for the template's budget guard (TUNEFORGE_PRICE_PER_HOUR, not a secret) and the
+    job's timeout, capped at what max_cost_usd buys plus BUDGET_GRACE_SECONDS: the Hub stops the job even if
+    the template never does."""
+    env = {PRICE_ENV: f"{job.price_per_hour:g}"} if job.price_per_hour else {}
+    seconds = budget_seconds(job.config.max_cost_usd if job.config else None, job.price_per_hour)
+    if seconds is not None:
+        cap = max(60, int(seconds + BUDGET_GRACE_SECONDS))
+        timeout = min(timeout, cap) if timeout else cap
+    return env, timeout
 
 
 def check_private(hub: HubConnection, bucket: str) -> None:

@@ -80,6 +80,7 @@ class Supervisor:
             return 0  # canceled while waiting
         env = dict(os.environ) if self.spec.hub_token else without_token(os.environ, nowhere=self.job_dir / ".no-hf-token")
         env.pop(NOTIFY_ENV, None)  # the URL stays with the supervisor (notify below), never the script
+        env.pop("TUNEFORGE_PRICE_PER_HOUR", None)  # this machine is free: a budget is recorded, never enforced
         env.update(self.spec.env)
         env.setdefault("TRACKIO_DIR", str(paths.home() / "trackio"))  # Trackio's local mode logs here
         env.update({"PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": self.job.job_id, "TOKENIZERS_PARALLELISM": "false"})

@@ -38,6 +38,8 @@ def plan_training(
     push_to_hub: Annotated[str | None, Field(description="Hub repo id (your-name/model) the run pushes to; required for backend='hf'.")] = None,
     merge: Annotated[bool | None, Field(description="Also save the LoRA adapter merged into the base model.")] = None,
     timeout_seconds: Annotated[int | None, Field(ge=60, le=7 * 24 * 3600, description="Job time limit (default: the plan's estimate with a margin).")] = None,
+    max_cost_usd: Annotated[float | None, Field(gt=0, description="Spending limit in USD: refused when the plan's estimate exceeds it; a paid job stops (after a checkpoint) when its cost reaches it. Local runs are free: never stopped.")] = None,
+    watchdog: Annotated[bool | None, Field(description="false: do not stop a run whose loss is NaN/inf or exploding (on by default: it saves a checkpoint and fails with 'divergence: ...').")] = None,
     rows: Annotated[int | None, Field(ge=1, description="Plan for this many rows (instead of, or without, the dataset's count).")] = None,
     budget_usd: Annotated[float | None, Field(gt=0, description="Spending limit: over it, the plan proposes fewer steps or a cheaper setup.")] = None,
 ) -> Plan:
@@ -52,7 +54,8 @@ def plan_training(
                      eval_fraction=eval_fraction, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
                      batch_size=batch_size, grad_accum=grad_accum, peft=peft, lora_r=lora_r, max_length=max_length,
                      rewards=rewards, num_generations=num_generations, max_completion_length=max_completion_length,
-                     push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds)
+                     push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds, max_cost_usd=max_cost_usd,
+                     watchdog=watchdog)
     with tool_errors():
         run_cfg, dataset_given = run_config(arguments, config, config_path, tool="plan_training", dataset_optional=True)
         return plan_run(run_cfg, backend=backend, flavor=flavor, dataset_given=dataset_given, rows=rows,

@@ -20,7 +20,8 @@ from ..errors import tool_errors
 #: the flat run arguments both tools take (config.overrides.RUN_FIELDS' names)
 RUN_ARGUMENTS = ("model", "dataset", "method", "column_map", "eval_dataset", "eval_fraction", "max_steps", "epochs",
                  "learning_rate", "batch_size", "grad_accum", "peft", "lora_r", "max_length", "rewards",
-                 "num_generations", "max_completion_length", "push_to_hub", "merge", "timeout_seconds")
+                 "num_generations", "max_completion_length", "push_to_hub", "merge", "timeout_seconds",
+                 "max_cost_usd", "watchdog")
 
 
 def require_confirmation(backend: BackendName, confirmed: bool) -> None:
@@ -78,6 +79,8 @@ def submit_training(
     push_to_hub: Annotated[str | None, Field(description="Hub repo id (your-name/model) to push the result to; required for backend='hf'.")] = None,
     merge: Annotated[bool | None, Field(description="Also save the LoRA adapter merged into the base model (needed for GGUF of the full model).")] = None,
     timeout_seconds: Annotated[int | None, Field(ge=60, le=7 * 24 * 3600, description="Job time limit (default: the plan's estimate with a margin).")] = None,
+    max_cost_usd: Annotated[float | None, Field(gt=0, description="Spending limit in USD: refused when the plan's estimate exceeds it; a paid job stops (after a checkpoint) when its cost reaches it. Local runs are free: never stopped.")] = None,
+    watchdog: Annotated[bool | None, Field(description="false: do not stop a run whose loss is NaN/inf or exploding (on by default: it saves a checkpoint and fails with 'divergence: ...').")] = None,
 ) -> SubmitResult:
     """Start a fine-tuning job and return at once with its id, URL, output folder and estimated cost.
     Use only after validate_dataset and plan_training with the same arguments (the job runs under that plan),
@@ -91,7 +94,8 @@ def submit_training(
                      eval_fraction=eval_fraction, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate,
                      batch_size=batch_size, grad_accum=grad_accum, peft=peft, lora_r=lora_r, max_length=max_length,
                      rewards=rewards, num_generations=num_generations, max_completion_length=max_completion_length,
-                     push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds)
+                     push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds, max_cost_usd=max_cost_usd,
+                     watchdog=watchdog)
     with tool_errors():
         run_cfg, _ = run_config(arguments, config, config_path, tool="submit_training")
         require_push_target(run_cfg, backend)
