@@ -19,11 +19,11 @@ from tuneforge.pipelines.spec import parse_spec
 from tuneforge.records import JobStore
 
 
-def spec_for(train_file: Path, prefs: Path):
+def spec_for(data: Path, prefs: Path):
     return parse_spec({
         "name": "cloud", "model": MODEL, "push_to": f"{USER}/sums", "flavor": "a10g-small",
         "config": {"train": {"max_steps": 5}, "timeout_seconds": 1800},
-        "stages": [{"kind": "train", "method": "sft", "dataset": str(train_file)},
+        "stages": [{"kind": "train", "method": "sft", "dataset": str(data)},
                    {"kind": "train", "method": "dpo", "dataset": str(prefs)}],
     })
 
@@ -39,12 +39,12 @@ def hf_job_of(pipeline_id: str, stage: int, timeout: float = 60) -> str:
     raise AssertionError(f"stage {stage} never got a job: {st.model_dump_json(indent=1)}")
 
 
-def complete(hub: HubEmulator, job_id: str) -> None:
+def complete(emu: HubEmulator, job_id: str) -> None:
     hf_id = JobStore().get(job_id).backend_job_id
-    hub.set_stage(hf_id, "RUNNING")
-    hub.append_log(hf_id, event("progress", step=5, total_steps=5, loss=0.5),
+    emu.set_stage(hf_id, "RUNNING")
+    emu.append_log(hf_id, event("progress", step=5, total_steps=5, loss=0.5),
                    event("result", eval_loss_before=2.0, eval_loss_after=1.0, steps=5))
-    hub.set_stage(hf_id, "COMPLETED")
+    emu.set_stage(hf_id, "COMPLETED")
 
 
 @pytest.mark.slow  # the planner reads the model's tokenizer from the emulated Hub (~15 s), twice

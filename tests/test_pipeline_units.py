@@ -71,3 +71,22 @@ def test_status_list_and_errors_through_the_cli(capsys):
     proc = run_main(capsys, "pipeline", "cancel", "pl-test-1234", "--json")
     code, out = proc.returncode, proc.stdout
     assert code != 0 and json.loads(out)["code"] == "pipeline.already_finished"
+
+
+def test_train_then_builds_the_same_pipeline_a_file_would(tmp_path: Path):
+    from tuneforge.config import RunConfig
+    from tuneforge.errors import ConfigError
+    from tuneforge.pipelines.spec import short_form
+
+    data = tmp_path / "sft.jsonl"
+    data.write_text("{}\n")
+    config = RunConfig.from_dict({"model": "m/m", "dataset": {"path": str(data)}, "train": {"max_steps": 2},
+                                  "push_to_hub": "me/run"})
+    spec = short_form(config.model_dump(mode="json", exclude_unset=True), ["dpo:prefs.jsonl", "gguf:q4_k_m,q8_0"],
+                      backend="hf")
+    assert [s.label for s in spec.stages] == ["sft", "dpo", "gguf q4_k_m,q8_0"]
+    assert spec.config == {"train": {"max_steps": 2}} and spec.push_to == "me/run"
+    assert spec.stages[0].dataset["path"] == str(data) and spec.stages[2].push_to == "me/run-GGUF"
+    with pytest.raises(ConfigError) as err:
+        short_form(config.model_dump(mode="json", exclude_unset=True), ["zip:x"])
+    assert err.value.code == "pipeline.bad_then"

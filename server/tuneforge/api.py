@@ -179,3 +179,54 @@ def cancel_sweep(sweep_id: str) -> Any:
 __all__ = ["validate", "plan", "train", "status", "diagnose", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate",
            "runs", "show_run", "compare_runs", "note_run", "search_runs", "run_sweep", "sweep_status", "wait_sweep",
            "cancel_sweep"]
+
+
+# ---- pipelines (issue 14) -------------------------------------------------------------------------------
+def run_pipeline(path: str | None = None, *, spec: dict[str, Any] | None = None, backend: BackendName | str = BackendName.LOCAL,
+                 confirmed: bool = False, notify: str | None = None) -> Any:
+    """Start a pipeline from a file (or its contents as `spec`): (Pipeline, PipelinePlan). A paid (hf) pipeline
+    needs confirmed=True, once, for the plan's total. `notify`: a webhook URL (a secret: never stored)."""
+    from pathlib import Path
+
+    from .actions.pipeline import run_pipeline as run
+    from .pipelines.spec import absolute_paths, load_spec, parse_spec
+
+    loaded = load_spec(path) if path else absolute_paths(parse_spec(spec or {}, "spec"), Path.cwd())
+    return run(loaded, backend=str(backend), confirmed=confirmed or backend == BackendName.LOCAL, notify_url=notify,
+               source=path)
+
+
+def plan_pipeline(path: str, *, backend: BackendName | str = BackendName.LOCAL) -> Any:
+    """Hardware, time, cost and time limit of every stage and in total (PipelinePlan); runs nothing."""
+    from .actions.pipeline import plan_pipeline as plan_all
+    from .pipelines.spec import load_spec
+
+    return plan_all(load_spec(path), backend=str(backend))
+
+
+def pipeline_status(pipeline_id: str) -> Any:
+    """PipelineStatus: each stage's state, job and output; a dead driver is restarted from the record."""
+    from .actions.pipeline import pipeline_status as status_of
+
+    return status_of(pipeline_id)
+
+
+def list_pipelines(limit: int = 20) -> Any:
+    from .actions.pipeline import list_pipelines as listing
+
+    return listing(limit)
+
+
+def cancel_pipeline(pipeline_id: str) -> Any:
+    from .actions.pipeline import cancel_pipeline as stop
+
+    return stop(pipeline_id)
+
+
+def resume_pipeline(pipeline_id: str, *, notify: str | None = None) -> Any:
+    from .actions.pipeline import resume_pipeline as carry_on
+
+    return carry_on(pipeline_id, notify_url=notify)
+
+
+__all__ += ["run_pipeline", "plan_pipeline", "pipeline_status", "list_pipelines", "cancel_pipeline", "resume_pipeline"]

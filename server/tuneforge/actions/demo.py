@@ -162,3 +162,92 @@ def run_demo(*, steps: int = DEMO_STEPS, on_submitted: Callable[[str], None] | N
                  for s, e in zip(samples, expected)],
         output_dir=(job.outputs or {}).get("output_dir"),
     )
+
+
+# ---- the pipeline demo: SFT, then DPO on the SFT model, then a Q4_K_M GGUF (tuneforge demo --pipeline) -----------
+DPO_STEPS = 30
+
+
+class PipelineDemoStage(BaseModel):
+    kind: str = Field(description="sft, dpo or gguf.")
+    job_id: str | None
+    stage: int
+    state: str = ""
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Before -> after: held-out exact score and "
+                                    "eval loss (DPO: reward accuracy too); GGUF: each file's checks.")
+
+
+class PipelineDemoResult(BaseModel):
+    pipeline_id: str
+    state: str
+    message: str = ""
+    stages: list[PipelineDemoStage]
+    gguf: list[dict[str, Any]] = Field(default_factory=list, description="quant, path, bytes, checks per file.")
+    seconds: float
+
+
+def pipeline_demo_spec(model_dir: str, *, steps: int = DEMO_STEPS, dpo_steps: int = DPO_STEPS,
+                       quants: list[str] | None = None, prompts: int | None = None) -> dict[str, Any]:
+    """The demo as a pipeline file's contents: the same run config as the SFT demo for every stage."""
+    base = demo_config(model_dir, steps).model_dump(mode="json", exclude_unset=True)
+    for key in ("model", "dataset", "method"):
+        base.pop(key, None)
+    if prompts:
+        base["eval_prompts"] = base["eval_prompts"][:prompts]
+    data = {name: str(paths.data_path("demo", f"{name}.jsonl")) for name in ("train", "eval", "preferences", "preferences_eval")}
+    return {"name": "demo", "model": model_dir, "config": base, "stages": [
+        {"kind": "train", "method": "sft", "dataset": {"path": data["train"], "eval_path": data["eval"]}},
+        {"kind": "train", "method": "dpo", "dataset": {"path": data["preferences"], "eval_path": data["preferences_eval"]},
+         "overrides": {"train": {"max_steps": dpo_steps, "learning_rate": 2e-4, "per_device_batch_size": 4},
+                       "method_args": {"beta": 0.1}}},
+        {"kind": "gguf", "quants": quants or ["q4_k_m"]}]}
+
+
+def demo_metrics(kind: str, output: dict[str, Any], heldout: list[dict[str, str]]) -> dict[str, Any]:
+    """A train stage's held-out exact score before and after (from its greedy samples) and its eval metrics."""
+    metrics = dict(output.get("metrics") or {})
+    if kind == "gguf":
+        return {"files": [{"quant": f.get("quant"), "checks": f.get("checks")} for f in (output.get("report") or {}).get("files", [])]}
+    metrics.pop("eval", None)
+    samples = metrics.pop("samples", None) or output.get("samples") or []
+    if samples:
+        n = len(samples)
+        metrics["heldout_exact"] = {"before": score_answers([s["before"] for s in samples], heldout[:n]).score,
+                                    "after": score_answers([s["after"] for s in samples], heldout[:n]).score}
+    return metrics
+
+
+def run_pipeline_demo(*, model_dir: str | None = None, steps: int = DEMO_STEPS, dpo_steps: int = DPO_STEPS,
+                      quants: list[str] | None = None, prompts: int | None = None, poll_seconds: float = 2.0,
+                      on_started: Callable[[str], None] | None = None,
+                      on_update: Callable[[Any], None] | None = None) -> PipelineDemoResult:
+    """SFT -> DPO -> GGUF of SmolLM2 on the shipped data through the same pipeline path a user's file takes."""
+    from ..jobs.service import JobService
+    from ..models_offline import ensure_smollm2
+    from ..pipelines.spec import parse_spec
+    from .pipeline import pipeline_status, run_pipeline
+
+    t0 = time.time()
+    model_dir = model_dir or str(ensure_smollm2())
+    spec = parse_spec(pipeline_demo_spec(model_dir, steps=steps, dpo_steps=dpo_steps, quants=quants, prompts=prompts), "demo")
+    pipeline, _ = run_pipeline(spec, backend="local", source="tuneforge demo --pipeline")
+    if on_started:
+        on_started(pipeline.pipeline_id)
+    while not (status := pipeline_status(pipeline.pipeline_id)).ended:
+        if on_update:
+            on_update(status)
+        time.sleep(poll_seconds)
+    heldout = load_heldout()
+    store = JobService().store
+    stages, files = [], []
+    for s in status.stages:
+        output = dict(s.output)
+        if s.kind == "train" and s.job_id:  # the greedy answers before/after live in the job's result
+            output["samples"] = ((store.get(s.job_id).outputs or {}).get("result") or {}).get("samples") or []
+        kind = "gguf" if s.kind == "gguf" else (store.get(s.job_id).method if s.job_id else s.label)
+        stages.append(PipelineDemoStage(kind=str(kind), job_id=s.job_id, stage=s.index, state=s.state,
+                                        metrics=demo_metrics(s.kind, output, heldout)))
+        for f in (s.output.get("report") or {}).get("files", []):
+            files.append({"quant": f.get("quant"), "path": f.get("path"), "bytes": f.get("bytes"), "checks": f.get("checks")})
+    return PipelineDemoResult(pipeline_id=pipeline.pipeline_id, state=status.state, message=status.message,
+                              stages=stages, gguf=files, seconds=round(time.time() - t0, 1))

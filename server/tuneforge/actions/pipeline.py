@@ -120,6 +120,10 @@ def plan_stage(spec: PipelineSpec, index: int, backend: str, submit: bool) -> St
         if backend == BackendName.HF and not stage.push_to:
             raise ConfigError(f"Stage {index} (gguf) runs on hf and pushes nowhere.", "Give the gguf stage push_to: owner/name-GGUF.",
                               code="pipeline.push_target_required", details={"stage": index})
+    elif isinstance(stage, PreferencesStage):
+        raise ConfigError(f"Stage {index} (preferences): generating preference pairs from the model is not built yet.",
+                          "Give the DPO stage a preference file (prompt, chosen, rejected) instead; docs/pipelines.md.",
+                          code="pipeline.preferences_unavailable", details={"stage": index})
     else:
         est = StageEstimate(hardware="this machine" if backend == BackendName.LOCAL else "the pipeline's backend",
                             cost_usd=0.0 if backend == BackendName.LOCAL else None)

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Runs with no network and no GPU, through the same local backend and job records as any job.",
     )
     p.add_argument("--steps", type=int, default=None, help="Training steps (default 60).")
+    p.add_argument("--pipeline", action="store_true", help="SFT, then DPO on the SFT model, then a Q4_K_M GGUF, as one "
+                   "pipeline (tuneforge pipeline); per stage what changed, and the GGUF file with its checks.")
     output.add_json_flag(p)
     p.set_defaults(handler=run)
 
@@ -25,6 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from ..actions.demo import DEMO_STEPS, run_demo
     from .jobs import follow_job
 
+    if getattr(args, "pipeline", False):
+        from .pipeline import run_demo as run_pipeline_demo
+
+        return run_pipeline_demo(args)
     steps = args.steps or DEMO_STEPS
     if args.json:
         result = run_demo(steps=steps)

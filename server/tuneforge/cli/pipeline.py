@@ -187,3 +187,72 @@ def list_(args: argparse.Namespace) -> int:
 
     output.emit(args, {"pipelines": items, "count": len(items)}, render)
     return 0
+
+
+def run_short_form(args: argparse.Namespace, config: Any) -> int:
+    """`tuneforge train ... --then STAGE ...`: the same pipeline a file would describe, run the same way."""
+    from ..actions.pipeline import run_pipeline
+    from ..pipelines.spec import short_form
+
+    spec = short_form(config.model_dump(mode="json", exclude_unset=True), args.then, backend=args.backend)
+    pipeline, plan_ = run_pipeline(spec, backend=args.backend, confirmed=True, notify_url=getattr(args, "notify", None))
+
+    def render(_: Any) -> None:
+        render_plan(plan_)
+        output.stdout.print(f"[bold green]Started[/bold green] pipeline [bold]{pipeline.pipeline_id}[/bold]; "
+                            f"check it: tuneforge pipeline status {pipeline.pipeline_id}")
+
+    output.emit(args, {"pipeline_id": pipeline.pipeline_id, "state": pipeline.state, "plan": plan_,
+                       "next": f"tuneforge pipeline status {pipeline.pipeline_id}"}, render)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """`tuneforge demo --pipeline`: SFT -> DPO -> GGUF q4_k_m of SmolLM2, offline, through the pipeline path."""
+    from ..actions.demo import run_pipeline_demo
+
+    err = output.stderr
+    if args.json:
+        result = run_pipeline_demo(steps=args.steps or 60)
+        output.print_json({"pipeline_id": result.pipeline_id, "state": result.state, "message": result.message,
+                           "stages": [s.model_dump(exclude={"state"}) | {"state": s.state} for s in result.stages],
+                           "gguf": result.gguf, "seconds": result.seconds})
+        return 0 if result.state == "COMPLETED" else 1
+    err.print("[bold]tuneforge demo --pipeline[/bold]: SmolLM2-135M-Instruct, offline on this machine: SFT on the "
+              "ticket-triage data, then DPO on the SFT model with the shipped preference pairs, then a Q4_K_M GGUF.")
+    last: list[str] = []
+
+    def on_update(st: Any) -> None:
+        line = " | ".join(f"{s.label}: {s.state}" + (f" step {s.progress.get('step')}/{s.progress.get('total_steps')}"
+                                                      if s.state == "RUNNING" and s.progress and s.progress.get("step") else "")
+                          for s in st.stages)
+        if line != (last[-1] if last else None):
+            err.print(line)
+            last.append(line)
+
+    result = run_pipeline_demo(steps=args.steps or 60, on_started=lambda pid: err.print(f"Pipeline [bold]{pid}[/bold]"),
+                               on_update=on_update)
+    table = Table(title=f"Pipeline {result.pipeline_id}: {result.state}")
+    for col in ("#", "stage", "job", "what changed (before -> after)"):
+        table.add_column(col)
+    for s in result.stages:
+        parts = []
+        for key in ("heldout_exact", "eval_loss", "eval_reward_accuracy"):
+            if isinstance(m := s.metrics.get(key), dict):
+                parts.append(f"{key} {fmt(m.get('before'))} -> {fmt(m.get('after'))}")
+        for f in s.metrics.get("files", []):
+            checks = f.get("checks") or {}
+            parts.append(f"{f['quant']}: agreement {fmt(checks.get('greedy_match_transformers', checks.get('greedy_match_f16')))}, "
+                         f"{'passed' if checks.get('passed') else 'FAILED the gate'}")
+        table.add_row(str(s.stage), s.kind, s.job_id or "-", escape("; ".join(parts) or s.state))
+    output.stdout.print(table)
+    for f in result.gguf:
+        output.stdout.print(f"GGUF {f['quant']}: {f['path']} ({(f.get('bytes') or 0) / 2**20:.1f} MiB)")
+    if result.state != "COMPLETED":
+        output.stdout.print(f"[yellow]{escape(result.message)}[/yellow]")
+    output.stdout.print(f"Done in {result.seconds:.0f} s. Details: tuneforge pipeline status {result.pipeline_id}")
+    return 0 if result.state == "COMPLETED" else 1
+
+
+def fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, (int, float)) else "-"

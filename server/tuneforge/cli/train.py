@@ -102,6 +102,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "`tuneforge plan` with the same flags shows the plan the job runs under.",
     )
     add_run_flags(p)
+    p.add_argument("--then", action="append", metavar="STAGE", help="Run as a pipeline: then this stage, on "
+                   "this run's output (repeatable): METHOD:DATA (dpo:prefs.jsonl), eval:HELDOUT, gguf:QUANT[,QUANT].")
     p.add_argument("--wait", action="store_true", help="Stay until the job ends: progress for people; with --json, "
                    "the final job status as JSON (exit status 0 when COMPLETED, 1 when it ended ERROR or CANCELED).")
     p.add_argument("--notify", metavar="URL", help="POST a JSON summary (with a `text` field, so a Slack incoming "
@@ -127,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
     from ..actions.train import start_training
 
     config = config_from_args(args)
+    if getattr(args, "then", None):  # a pipeline: this run, then each stage on the one before
+        from .pipeline import run_short_form
+
+        return run_short_form(args, config)
     result = start_training(config, backend=args.backend, flavor=args.flavor, notify=args.notify)
 
     def render(r: SubmitResult) -> None:

@@ -121,9 +121,8 @@ class Driver:
             submitted = start_training(config, backend=backend, flavor=self.spec.flavor)
             job_id = submitted.job_id
         elif isinstance(stage, PreferencesStage):
-            from .preferences import submit_preferences
-
-            job_id = submit_preferences(self.service, stage, source["model"], backend=backend).job_id
+            raise TuneforgeError("The preferences stage is not built yet.", "Give the DPO stage a preference file "
+                                 "(docs/pipelines.md).", code="pipeline.preferences_unavailable")
         else:
             from ..actions.export import submit_export
 

@@ -175,3 +175,33 @@ def dump(spec: PipelineSpec) -> dict[str, Any]:
 
 
 __all__ = ["EvalStage", "GGUFStage", "PipelineSpec", "PreferencesStage", "TrainStage", "dump", "load_spec", "parse_spec"]
+
+
+def short_form(config: dict[str, Any], then: list[str], *, backend: str = "local") -> PipelineSpec:
+    """`tuneforge train ... --then dpo:prefs.jsonl --then gguf:q4_k_m` as a pipeline: the train command's config
+    is the first stage (and the config every train stage starts from); each --then adds a stage:
+    METHOD:DATA (a train stage), preferences:PROMPTS, eval:HELDOUT, gguf:QUANT[,QUANT]."""
+    from ..types import METHODS
+
+    base = dict(config)
+    model, method, dataset = base.pop("model"), base.pop("method", "sft"), base.pop("dataset")
+    push = base.pop("push_to_hub", None)
+    stages: list[dict[str, Any]] = [{"kind": "train", "method": method, "dataset": dataset}]
+    for item in then:
+        kind, _, arg = item.partition(":")
+        kind, arg = kind.strip().lower(), arg.strip()
+        if kind == "gguf":
+            stages.append({"kind": "gguf", "quants": [q.strip() for q in arg.split(",") if q.strip()] or ["q4_k_m"],
+                           **({"push_to": f"{push}-GGUF"} if push and backend != "local" else {})})
+        elif kind == "eval" and arg:
+            stages.append({"kind": "eval", "eval": {"path": arg}})
+        elif kind == "preferences" and arg:
+            stages.append({"kind": "preferences", "prompts": arg})
+        elif kind in METHODS:
+            stages.append({"kind": "train", "method": kind, **({"dataset": arg} if arg else {})})
+        else:
+            raise ConfigError(f"--then {item!r} is not a stage.",
+                              "Write METHOD:DATA (e.g. dpo:prefs.jsonl), preferences:PROMPTS, eval:HELDOUT or "
+                              "gguf:QUANT[,QUANT] (e.g. gguf:q4_k_m).", code="pipeline.bad_then", details={"item": item})
+    data = {"model": model, "config": base, "stages": stages, **({"push_to": push} if push else {})}
+    return absolute_paths(parse_spec(data, "--then"), Path.cwd())
