@@ -123,6 +123,13 @@ def test_divergence_timeout_and_hardware_changes_come_from_the_config():
         applied(cfg, diagnose_lines(lines, cfg).retry_with)
 
 
+def test_the_fix_names_what_is_gated_or_missing():
+    gated = diagnose_lines(read_log(LOGS / "gated_model__transformers_from_pretrained.log"))
+    assert "open https://huggingface.co/meta-llama/Llama-3.2-1B," in gated.fix
+    assert "Here: Qwen/Qwen3-0.6B-Instructt." in diagnose_lines(read_log(LOGS / "not_found__model_id_typo.log")).fix
+    assert "Here: /app/data/chats.jsonl." in diagnose_lines(read_log(LOGS / "not_found__dataset_file.log")).fix
+
+
 def test_variants_of_a_kind_get_their_own_fix():
     cfg = config()
     chats_only = diagnose_lines(read_log(LOGS / "dataset_format__trl_assistant_only_loss.log"), cfg)
@@ -254,3 +261,22 @@ def test_mcp_diagnose_log_answers_the_diagnosis_in_agent_words(tmp_path: Path):
     assert not ok.is_error and ok.structured_content["kind"] == "dataset_format"
     assert "validate_dataset" in ok.structured_content["fix"] and "--column-map" not in ok.structured_content["fix"]
     assert missing.is_error and "[diagnose.log_not_found]" in text_of(missing)
+
+
+def test_an_unreadable_log_gives_a_diagnosis_from_the_record_and_is_read_again_later(tuneforge_home: Path):
+    failed_job(tuneforge_home, "", "timeout: the job ran longer than its limit of 1h (3600 s) and Hugging Face stopped it")
+    service = JobService()
+
+    class LogServiceDown:  # a cloud log stream that does not answer
+        name = "local"
+
+        def logs(self, job, tail=None):
+            raise ConnectionError("the log service did not answer")
+
+    service._backends["local"] = LogServiceDown()
+    job = service.refresh("tf-diag")
+    assert job.diagnosis is not None and job.diagnosis.kind == "timeout"
+    assert job.diagnosis.retry_with == {"timeout_seconds": 2 * 6 * 3600}  # the config's limit, doubled
+    assert JobStore().get("tf-diag").diagnosis is None  # not kept: the next read has the whole log
+    assert JobService().refresh("tf-diag").diagnosis.kind == "timeout"
+    assert JobStore().get("tf-diag").diagnosis is not None

@@ -108,6 +108,22 @@ def _module(lines: list[str]) -> str | None:
     return None
 
 
+#: where a log names what is gated or missing: (pattern, group) in the libraries' words
+_GATED_PAGE = re.compile(r"(?:Visit|access to it at) (https://huggingface\.co/[\w.-]+/[\w.-]+?)\.?(?: |$)")
+_GATED_REPO = re.compile(r"Access to (?:model|dataset) ([\w.-]+/[\w.-]+) is restricted")
+_MISSING = (re.compile(r"^(?:OSError: )?(\S+) is not a local folder"), re.compile(r"Unable to find '([^']+)'"),
+            re.compile(r"(\S+ does not appear to have a file named [\w./-]+)"),
+            re.compile(r"Dataset '([^']+)' doesn't exist on the Hub"), re.compile(r"No such file or directory: '([^']+)'"))
+
+
+def _named(evidence: list[str], patterns: tuple[re.Pattern[str], ...]) -> str | None:
+    for line in evidence:
+        for pattern in patterns:
+            if m := pattern.search(line):
+                return m.group(1)
+    return None
+
+
 def fix_for(kind: str, tags: set[str], config: RunConfig | None, evidence: list[str]) -> tuple[str, dict[str, Any]]:
     """The fix and the retry's config change for a kind (the tags say which variant matched)."""
     if kind == "out_of_memory":
@@ -135,6 +151,11 @@ def fix_for(kind: str, tags: set[str], config: RunConfig | None, evidence: list[
         return ("Training only on assistant turns needs conversational rows (messages): give the data as chats, or "
                 "train on whole rows (assistant_only_loss false)."), \
             ({"assistant_only_loss": False} if config is not None else {})
+    if kind == "gated_model" and (page := _named(evidence, (_GATED_PAGE,)) or _named(evidence, (_GATED_REPO,))):
+        page = page if page.startswith("https://") else f"https://huggingface.co/{page}"
+        return FIXES[kind].replace("open its page on huggingface.co", f"open {page}"), {}
+    if kind == "not_found" and (what := _named(evidence, _MISSING)):
+        return f"{FIXES[kind]} (Here: {what}.)", {}
     return FIXES[kind], {}
 
 

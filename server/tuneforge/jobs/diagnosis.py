@@ -13,7 +13,6 @@ import re
 
 from ..backends.base import Backend
 from ..diagnosis import diagnose_lines
-from ..errors import TuneforgeError
 from ..records import Job, JobStore
 from ..types import Stage
 
@@ -40,7 +39,7 @@ def with_diagnosis(store: JobStore, backend: Backend, job: Job) -> Job:
         return job
     try:
         lines, complete = backend.logs(job, DIAGNOSIS_LOG_LINES), True
-    except (TuneforgeError, OSError):
+    except Exception:  # noqa: BLE001 - an unreadable log never stops a status call: diagnose what the record holds
         lines, complete = (job.error or "").splitlines(), False
     diagnosis = diagnose_lines([*lines, verdict(job.message)], job.config)
     if not complete:
