@@ -74,6 +74,19 @@ def test_the_mcp_tools_take_max_cost_usd(tiny_llama_dir: Path, tmp_path: Path) -
     assert JobStore().list() == []
 
 
+def test_the_api_takes_max_cost_usd(tiny_llama_dir: Path, tmp_path: Path) -> None:
+    from tuneforge import api
+    from tuneforge.errors import TuneforgeError
+
+    options = {"dataset": data_file(tmp_path), "backend": "hf", "push_to_hub": f"{USER}/m", "max_cost_usd": 0.01}
+    planned = api.plan(str(tiny_llama_dir), **options)
+    assert planned.budget_usd == 0.01 and planned.within_budget is False
+    with pytest.raises(TuneforgeError) as refused:
+        api.train(model=str(tiny_llama_dir), **options)
+    assert refused.value.code == "plan.over_budget" and refused.value.details["max_cost_usd"] == 0.01
+    assert JobStore().list() == []
+
+
 def test_an_hf_job_gets_its_price_a_capped_timeout_and_is_canceled_once_past_its_budget(hub, train_file):  # noqa: F811
     service = JobService()
     job = service.submit_training(make_config(train_file, max_cost_usd=0.05), backend="hf", flavor="a10g-small")
