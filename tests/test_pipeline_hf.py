@@ -13,7 +13,7 @@ import pytest
 from hf_emulator import HubEmulator
 from test_hf_backend import USER, event, hub, train_file  # noqa: F401  (fixtures)
 from test_hf_backend_cli import MODEL, serve_model
-from tuneforge.actions.pipeline import cancel_pipeline, pipeline_status
+from tuneforge.actions.pipeline import cancel_pipeline, pipeline_status, resume_pipeline
 from tuneforge.errors import TuneforgeError
 from tuneforge.pipelines.spec import parse_spec
 from tuneforge.records import JobStore
@@ -64,10 +64,20 @@ def test_an_hf_pipeline_chains_cloud_jobs_each_on_the_repo_the_last_one_pushed(h
     plan, pipeline_id = answer["plan"], answer["pipeline_id"]
     assert [s["estimate"]["flavor"] for s in plan["stages"]] == ["a10g-small", "a10g-small"]
     assert plan["total_cost_usd"] == pytest.approx(sum(s["estimate"]["cost_usd"] for s in plan["stages"]))
+    canceled = hf_job_of(pipeline_id, 0)
+    # cancel stops the running stage's cloud job and the rest; resume gives that stage a new job
+    st = cancel_pipeline(pipeline_id)
+    assert st.state == "CANCELED" and [s.state for s in st.stages] == ["CANCELED", "CANCELED"]
+    assert hub.jobs[JobStore().get(canceled).backend_job_id]["status"]["stage"] == "CANCELED"
+    assert resume_pipeline(pipeline_id).state == "PENDING"
+    deadline = time.monotonic() + 60
+    while (first := pipeline_status(pipeline_id).stages[0].job_id) == canceled and time.monotonic() < deadline:
+        time.sleep(0.3)
     first = hf_job_of(pipeline_id, 0)
+    assert first != canceled and pipeline_status(pipeline_id).stages[0].attempts == 2
     sft = JobStore().get(first)
     assert sft.config.push_to_hub == f"{USER}/sums-0-sft" and sft.pipeline_id == pipeline_id
-    assert len(hub.calls("POST", rf"^/api/jobs/{USER}$")) == 1  # the next stage waits for this one
+    assert len(hub.calls("POST", rf"^/api/jobs/{USER}$")) == 2  # the next stage waits for this one
     serve_model(hub, smollm2_dir, f"{USER}/sums-0-sft")  # what the SFT job pushed (the emulator runs no job)
     complete(hub, first)
 

@@ -121,9 +121,12 @@ def plan_stage(spec: PipelineSpec, index: int, backend: str, submit: bool) -> St
             raise ConfigError(f"Stage {index} (gguf) runs on hf and pushes nowhere.", "Give the gguf stage push_to: owner/name-GGUF.",
                               code="pipeline.push_target_required", details={"stage": index})
     elif isinstance(stage, PreferencesStage):
-        raise ConfigError(f"Stage {index} (preferences): generating preference pairs from the model is not built yet.",
-                          "Give the DPO stage a preference file (prompt, chosen, rejected) instead; docs/pipelines.md.",
-                          code="pipeline.preferences_unavailable", details={"stage": index})
+        if backend != BackendName.LOCAL:
+            raise ConfigError(f"Stage {index} (preferences) runs on this machine only for now.",
+                              "Run the pipeline with --backend local, or give the DPO stage a preference file.",
+                              code="pipeline.preferences_local_only", details={"stage": index})
+        est = StageEstimate(hardware="this machine", cost_usd=0.0,
+                            notes=[f"{stage.samples} sampled answers per prompt, scored with {stage.reward}"])
     else:
         est = StageEstimate(hardware="this machine" if backend == BackendName.LOCAL else "the pipeline's backend",
                             cost_usd=0.0 if backend == BackendName.LOCAL else None)
@@ -270,7 +273,7 @@ def cancel_pipeline(pipeline_id: str) -> PipelineStatus:
         raise TuneforgeError(f"Pipeline {pipeline.pipeline_id} already ended {pipeline.state}.",
                              "Nothing to cancel; `tuneforge pipeline resume ID` runs its stages not done.",
                              code="pipeline.already_finished")
-    store.update(pipeline.pipeline_id, state="CANCELED", message="canceling")
+    stop_driver(pipeline)  # first: a driver that saw its stage's job canceled would end the pipeline ERROR
     service = JobService()
     for rec in pipeline.stages:
         if rec.job_id and rec.state not in ("COMPLETED",):
@@ -278,7 +281,6 @@ def cancel_pipeline(pipeline_id: str) -> PipelineStatus:
                 service.cancel(rec.job_id)
             except TuneforgeError:
                 pass
-    stop_driver(pipeline)
     pipeline = store.get(pipeline.pipeline_id)
     stages = [s.model_copy(update={"state": "CANCELED", "message": "canceled by request"})
               if s.state in ("PENDING", "RUNNING") else s for s in pipeline.stages]

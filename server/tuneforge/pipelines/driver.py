@@ -77,8 +77,22 @@ class Driver:
 
     # ---- running ------------------------------------------------------------------------------------
     def run(self) -> int:
+        import fcntl
+
         import psutil
 
+        from .. import paths
+
+        lock_dir = paths.home() / "locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(lock_dir / f"{self.pipeline.pipeline_id}.lock", "w")  # noqa: SIM115 (held while it runs)
+        try:  # one driver per pipeline: two status calls that both found it dead start only one
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0
+        self.pipeline = self.pipelines.get(self.pipeline.pipeline_id)
+        if self.pipeline.ended:
+            return 0
         me = psutil.Process(os.getpid())
         self.pipeline = self.pipelines.update(self.pipeline.pipeline_id, state="RUNNING", message="running",
                                               driver_pid=me.pid, driver_started=me.create_time())
@@ -89,6 +103,8 @@ class Driver:
                 if rec.state != "COMPLETED":
                     self.save_stage(index, state="RUNNING", model=source["model"], started_at=time.time(), message="")
                     rec = self.run_stage(index, stage, source)
+                if rec.state == "CANCELED":
+                    return self.finish("CANCELED", "canceled by request")
                 if rec.state != "COMPLETED":
                     return self.finish("ERROR", f"stage {index} ({rec.label}) {rec.state}: {rec.message}")
                 source = {**source, **{k: v for k, v in rec.output.get("source", {}).items() if v is not None}}
@@ -121,8 +137,9 @@ class Driver:
             submitted = start_training(config, backend=backend, flavor=self.spec.flavor)
             job_id = submitted.job_id
         elif isinstance(stage, PreferencesStage):
-            raise TuneforgeError("The preferences stage is not built yet.", "Give the DPO stage a preference file "
-                                 "(docs/pipelines.md).", code="pipeline.preferences_unavailable")
+            from .preferences import submit_preferences
+
+            job_id = submit_preferences(self.service, stage, source["model"]).job_id
         else:
             from ..actions.export import submit_export
 
@@ -187,7 +204,12 @@ class Driver:
         if isinstance(stage, TrainStage):
             output = {"source": {"model": output_model(job), "job_id": job.job_id}, "metrics": stage_metrics(job)}
         elif isinstance(stage, PreferencesStage):
-            output = {"source": {"dataset": job.outputs.get("pairs_file")}, "pairs": job.outputs.get("pairs")}
+            from .preferences import preference_output
+
+            try:
+                output = preference_output(job)
+            except TuneforgeError as exc:
+                return self.save_stage(index, state="ERROR", message=f"{exc.message} {exc.fix}", finished_at=time.time())
         else:
             output = {"report": job.outputs.get("report") or job.outputs}
         return self.save_stage(index, state="COMPLETED", message="completed", output=output, finished_at=time.time())
