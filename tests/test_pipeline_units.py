@@ -90,3 +90,19 @@ def test_train_then_builds_the_same_pipeline_a_file_would(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         short_form(config.model_dump(mode="json", exclude_unset=True), ["zip:x"])
     assert err.value.code == "pipeline.bad_then"
+
+
+def test_the_mcp_tools_answer_typed_and_in_tool_words():
+    from mcp_client import in_memory, text_of
+
+    PipelineStore().create(record())
+
+    async def body(client):
+        return (await client.call_tool("list_pipelines", {}), await client.call_tool("pipeline_status", {"pipeline_id": "pl-test"}),
+                await client.call_tool("pipeline_status", {"pipeline_id": "pl-nope"}))
+
+    listed, status, missing = in_memory(body)
+    assert listed.structured_content["count"] == 1
+    assert status.structured_content["state"] == "ERROR"
+    assert status.structured_content["next"].startswith("resume_pipeline(pipeline_id='pl-test-1234')")
+    assert missing.is_error and "pipeline.not_found" in text_of(missing) and "list_pipelines" in text_of(missing)

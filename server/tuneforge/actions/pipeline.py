@@ -16,8 +16,6 @@ import sys
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from ..errors import ConfigError, TuneforgeError
 from ..jobs.service import JobService
 from ..pipelines.notify import NOTIFY_ENV
@@ -25,9 +23,13 @@ from ..pipelines.spec import GGUFStage, PipelineSpec, PreferencesStage, TrainSta
 from ..pipelines.stages import train_config
 from ..records.pipelines import (
     Pipeline,
+    PipelinePlan,
+    PipelineStatus,
     PipelineStore,
     StageEstimate,
+    StagePlan,
     StageRecord,
+    StageStatus,
     new_pipeline_id,
 )
 from ..types import BackendName
@@ -35,58 +37,6 @@ from .resolve import resolve_run
 
 #: how long a stopped driver gets between SIGTERM and SIGKILL
 DRIVER_GRACE_SECONDS = 10.0
-
-
-class StagePlan(BaseModel):
-    index: int
-    kind: str
-    label: str
-    estimate: StageEstimate
-    warnings: list[str] = Field(default_factory=list)
-
-
-class PipelinePlan(BaseModel):
-    """Every stage's hardware, time, cost and time limit, and the totals (later stages planned on the base
-    model's architecture: their real input is the earlier stage's output, of the same shape)."""
-
-    name: str
-    backend: str
-    model: str
-    stages: list[StagePlan]
-    total_hours: float | None = None
-    total_cost_usd: float | None = None
-    total_timeout_seconds: int | None = None
-
-
-class StageStatus(BaseModel):
-    index: int
-    kind: str
-    label: str
-    state: str
-    message: str = ""
-    job_id: str | None = None
-    job_stage: str | None = None
-    attempts: int = 0
-    progress: dict[str, Any] | None = None
-    model: str | None = None
-    output: dict[str, Any] = Field(default_factory=dict)
-    estimate: StageEstimate = Field(default_factory=StageEstimate)
-
-
-class PipelineStatus(BaseModel):
-    pipeline_id: str
-    name: str
-    backend: str
-    state: str
-    message: str
-    ended: bool
-    stages: list[StageStatus]
-    created_at: float
-    finished_at: float | None = None
-    driver_restarts: int = 0
-    restarted_driver: bool = Field(default=False, description="This call found the driver dead and restarted it.")
-    estimate: StageEstimate = Field(default_factory=StageEstimate)
-    next: str = ""
 
 
 def placeholder_dataset(spec: PipelineSpec, index: int) -> str | None:

@@ -89,6 +89,59 @@ class Pipeline(BaseModel):
         return self.state in ENDED
 
 
+# ---- the answers about pipelines (plan, status): typed, for every face ------------------------------------------
+class StagePlan(BaseModel):
+    index: int
+    kind: str
+    label: str
+    estimate: StageEstimate
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PipelinePlan(BaseModel):
+    """Every stage's hardware, time, cost and time limit, and the totals (later stages planned on the base
+    model's architecture: their real input is the earlier stage's output, of the same shape)."""
+
+    name: str
+    backend: str
+    model: str
+    stages: list[StagePlan]
+    total_hours: float | None = None
+    total_cost_usd: float | None = None
+    total_timeout_seconds: int | None = None
+
+
+class StageStatus(BaseModel):
+    index: int
+    kind: str
+    label: str
+    state: str
+    message: str = ""
+    job_id: str | None = None
+    job_stage: str | None = None
+    attempts: int = 0
+    progress: dict[str, Any] | None = None
+    model: str | None = None
+    output: dict[str, Any] = Field(default_factory=dict)
+    estimate: StageEstimate = Field(default_factory=StageEstimate)
+
+
+class PipelineStatus(BaseModel):
+    pipeline_id: str
+    name: str
+    backend: str
+    state: str
+    message: str
+    ended: bool
+    stages: list[StageStatus]
+    created_at: float
+    finished_at: float | None = None
+    driver_restarts: int = 0
+    restarted_driver: bool = Field(default=False, description="This call found the driver dead and restarted it.")
+    estimate: StageEstimate = Field(default_factory=StageEstimate)
+    next: str = ""
+
+
 def new_pipeline_id() -> str:
     return time.strftime("pl-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
 
@@ -167,4 +220,4 @@ class PipelineStore:
         return [Pipeline.model_validate_json(r[0]) for r in rows]
 
 
-__all__ = ["ENDED", "Pipeline", "PipelineNotFound", "PipelineStore", "StageEstimate", "StageRecord", "new_pipeline_id"]
+__all__ = ["PipelinePlan", "PipelineStatus", "StagePlan", "StageStatus", "ENDED", "Pipeline", "PipelineNotFound", "PipelineStore", "StageEstimate", "StageRecord", "new_pipeline_id"]
