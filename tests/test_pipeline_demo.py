@@ -37,5 +37,6 @@ def test_the_shipped_preference_pairs_share_no_prompt_with_training():
         return {r.get("prompt") or r["messages"][0]["content"] for r in rows}
 
     evals = prompts("preferences_eval.jsonl")
-    assert len(evals) == 60 and not evals & (prompts("preferences.jsonl") | prompts("train.jsonl"))
+    heldout = {h["prompt"] for h in json.loads(data_path("demo", "heldout.json").read_text())}
+    assert evals == heldout and not evals & (prompts("preferences.jsonl") | prompts("train.jsonl"))
     assert prompts("preferences.jsonl") <= prompts("train.jsonl")
