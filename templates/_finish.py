@@ -154,7 +154,7 @@ def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, 
     guards = guard_callbacks(cfg, t_start)  # the loss watchdog and the budget: save, stop, fail (_guards.py)
     for guard in guards:
         trainer.add_callback(guard)
-    train_into(trainer, result)
+    train_into(trainer, result, cfg)
     stop_if_guarded(trainer, guards, cfg, out_dir, result)
 
     if has_eval:
@@ -166,9 +166,37 @@ def train_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, 
     return save_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, write_card)
 
 
-def train_into(trainer, result: dict) -> None:
-    """Train, then record loss, steps, tokens, runtime and the loss history."""
-    train_out = trainer.train()
+def resume_point(trainer, cfg: dict) -> tuple[str | None, int | None]:
+    """The checkpoint folder the config's resume_from_checkpoint names (a cloud run's is downloaded from its
+    push target first) and its step; (None, None) for a fresh run. A checkpoint that is not there stops the run."""
+    from _events import fail
+    from _shared.checkpoints import checkpoint_step, parse_hub_location
+
+    where = cfg.get("resume_from_checkpoint")
+    if not where:
+        return None, None
+    folder, hub = Path(where), parse_hub_location(where)
+    if hub is not None:
+        from huggingface_hub import snapshot_download
+
+        emit("status", message=f"downloading the checkpoint {where}")
+        local = Path(trainer.args.output_dir).parent / "resumed-checkpoint"
+        folder = Path(snapshot_download(repo_id=hub[0], allow_patterns=[f"{hub[1]}/*"], local_dir=str(local))) / hub[1]
+    step = checkpoint_step(folder)
+    if step is None:
+        fail(f"resume_from_checkpoint {where} is not a complete checkpoint (trainer_state.json, weights, optimizer)")
+    emit("status", message=f"resuming from step {step} ({where})")
+    return str(folder), step
+
+
+def train_into(trainer, result: dict, cfg: dict | None = None) -> None:
+    """Train (from the config's checkpoint when it names one: global step, optimizer, scheduler and RNG state
+    continue), then record loss, steps, tokens, runtime and the loss history (the checkpoint's part included)."""
+    folder, step = resume_point(trainer, cfg or {})
+    if step is not None:
+        result["resumed_from_step"] = step
+        result["resumed_from"] = (cfg or {}).get("resume_from_checkpoint")
+    train_out = trainer.train(resume_from_checkpoint=folder)
     result["train_loss"] = train_out.training_loss
     result["steps"] = trainer.state.global_step
     result["tokens_trained"] = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)

@@ -42,8 +42,8 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         optim=tcfg.get("optimizer", "adamw_torch"),
         logging_steps=int(tcfg["logging_steps"]),
         logging_nan_inf_filter=False,  # a NaN/inf loss is logged as it is, for the watchdog (_guards.py) to see
-        save_strategy="steps" if save_steps else "epoch",
-        save_steps=int(save_steps) if save_steps else 500,
+        save_strategy="steps",  # save_steps None: every 10% of the steps, so a stopped run can resume (jobs resume)
+        save_steps=int(save_steps) if save_steps else 0.1,
         save_total_limit=int(tcfg.get("save_total_limit", 2)),
         eval_strategy="steps" if (tcfg.get("eval_steps") and has_eval) else "no",
         eval_steps=tcfg.get("eval_steps"),
@@ -58,7 +58,7 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         include_num_input_tokens_seen="non_padding",
         push_to_hub=bool(cfg.get("push_to_hub")),
         hub_model_id=cfg.get("push_to_hub"),
-        hub_strategy="every_save",
+        hub_strategy="checkpoint",  # every save also pushes `last-checkpoint` (optimizer included): a cloud run resumes from it
         hub_private_repo=bool(cfg.get("hub_private", True)),
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -93,6 +93,7 @@ def progress_callback(step_fields=None, eval_fields=None, eval_key: str = "eval_
 
         def on_train_begin(self, args, state, control, **kw):
             self.t0 = self.last_t = time.time()
+            self.step0 = state.global_step  # above 0 when resumed from a checkpoint
             emit("status", message="training")
 
         def on_log(self, args, state, control, logs=None, **kw):
@@ -111,7 +112,8 @@ def progress_callback(step_fields=None, eval_fields=None, eval_key: str = "eval_
             self.last_t, self.last_tokens = now, tokens
             step, total = state.global_step, state.max_steps
             elapsed = now - self.t0
-            eta = elapsed / step * (total - step) if step else None
+            done = step - getattr(self, "step0", 0)
+            eta = elapsed / done * (total - step) if done > 0 else None
             emit("progress", step=step, total_steps=total, epoch=round(state.epoch or 0.0, 4), loss=logs.get("loss"),
                  learning_rate=self.step_lr if self.step_lr is not None else logs.get("learning_rate"), tokens_per_second=tps, eta_seconds=eta, time=now,
                  **step_fields(logs))

@@ -372,6 +372,16 @@ def job_spec_problem(spec: Any, ns: str, emu: "HubEmulator") -> str | None:
 Route = tuple[str, re.Pattern[str], Callable[..., None]]
 
 
+def repo_sha(files: dict[str, dict[str, Any]]) -> str:
+    """A repo's commit: it changes whenever its files do (clients cache by commit, as the Hub's are immutable)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path, entry in sorted(files.items()):
+        digest.update(path.encode() + b"\0" + entry.get("content", str(entry.get("oid")).encode()) + b"\0")
+    return digest.hexdigest()
+
+
 class _Handler(BaseHTTPRequestHandler):
     emulator: HubEmulator
     protocol_version = "HTTP/1.0"  # one request per connection; a stream ends when the connection closes
@@ -665,7 +675,7 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is None or "content" not in entry:
             return self._error(404, "Entry not found", {"X-Error-Code": "EntryNotFound"})
         data = entry["content"]
-        headers = {"ETag": f'"{hashlib.sha1(data).hexdigest()}"', "X-Repo-Commit": "0" * 40, "Content-Type": "application/octet-stream"}
+        headers = {"ETag": f'"{hashlib.sha1(data).hexdigest()}"', "X-Repo-Commit": repo_sha(files), "Content-Type": "application/octet-stream"}
         if self.rec.method == "HEAD":
             self.rec.status = 200
             self.send_response(200)
@@ -674,6 +684,32 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return None
         self._send(200, data, headers)
+
+    def repo_info(self, ns: str, name: str, rev: str) -> None:
+        """GET /api/models/{repo}/revision/{rev}: the sha and files snapshot_download starts from (a private repo
+        only for its owner)."""
+        if not self._user(ns):
+            return
+        files = self.emulator.repos.get(f"model:{ns}/{name}")
+        if files is None:
+            return self._error(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
+        self._json({"id": f"{ns}/{name}", "sha": repo_sha(files), "private": True, "siblings": [{"rfilename": p} for p in sorted(files)]})
+
+    def repo_tree(self, ns: str, name: str, rev: str, path: str | None = None) -> None:
+        """GET /api/models/{repo}/tree/{rev}[/{path}]: the files under path (recursive=true: at any depth; else one level)."""
+        import hashlib
+
+        if not self._user(ns):
+            return
+        files = self.emulator.repos.get(f"model:{ns}/{name}")
+        if files is None:
+            return self._error(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
+        prefix = path.strip("/") + "/" if path and path.strip("/") else ""
+        recursive = dict(self.query).get("recursive", "False").lower() == "true"
+        entries = [{"type": "file", "path": p, "size": len(e.get("content", b"")) if "content" in e else e.get("size") or 0,
+                    "oid": hashlib.sha1(e.get("content", b"")).hexdigest()}
+                   for p, e in sorted(files.items()) if p.startswith(prefix) and (recursive or "/" not in p[len(prefix):])]
+        self._json(entries)
 
     def validate_yaml(self) -> None:
         if self._user():
@@ -742,6 +778,8 @@ ROUTES: list[Route] = [
     ("GET", re.compile(rf"/{_NS}/(?P<name>[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), _Handler.resolve),
     ("HEAD", re.compile(rf"/{_NS}/(?P<name>[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), _Handler.resolve),
     ("POST", re.compile(r"/api/validate-yaml"), _Handler.validate_yaml),
+    ("GET", re.compile(rf"/api/models/{_NS}/(?P<name>[^/]+)/revision/(?P<rev>[^/]+)"), _Handler.repo_info),
+    ("GET", re.compile(rf"/api/models/{_NS}/(?P<name>[^/]+)/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?"), _Handler.repo_tree),
     ("POST", re.compile(rf"/api/(?P<repo_type>models|datasets)/{_NS}/(?P<name>[^/]+)/preupload/(?P<rev>[^/]+)"), _Handler.preupload),
     ("GET", re.compile(rf"/api/(?P<repo_type>models|datasets)/{_NS}/(?P<name>[^/]+)/xet-write-token/(?P<rev>[^/]+)"), _Handler.repo_xet_write_token),
     ("POST", re.compile(rf"/api/(?P<repo_type>models|datasets)/{_NS}/(?P<name>[^/]+)/commit/(?P<rev>[^/]+)"), _Handler.commit),

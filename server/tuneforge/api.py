@@ -19,6 +19,7 @@ from .reports.dataset import DatasetReport
 from .reports.diagnosis import Diagnosis
 from .reports.gguf import GGUFReport
 from .reports.plan import Plan
+from .reports.recovery import RecoveryResult
 from .types import BackendName, Method, Stage
 
 
@@ -76,6 +77,21 @@ def diagnose(path: str, config: RunConfig | str | None = None) -> Diagnosis:
     from .diagnosis import diagnose_file, read_run_config
 
     return diagnose_file(path, read_run_config(config) if isinstance(config, str) else config)
+
+
+def resume(job_id: str, *, timeout_seconds: int | None = None, confirmed: bool = False) -> RecoveryResult:
+    """Continue a stopped (ERROR, CANCELED, timed-out) training job from its last checkpoint, as a new job on the same
+    backend (`resumed_from`); `confirmed=True` is needed when it runs on Hugging Face Jobs (billed)."""
+    from .actions.recovery import resume as run
+
+    return run(job_id, timeout_seconds=timeout_seconds, confirmed=confirmed)
+
+
+def retry(job_id: str, *, apply_fix: bool = False, confirmed: bool = False) -> RecoveryResult:
+    """Run a stopped training job again (`retry_of`); with `apply_fix`, with its diagnosis's config change."""
+    from .actions.recovery import retry as run
+
+    return run(job_id, apply_fix=apply_fix, confirmed=confirmed)
 
 
 def logs(job_id: str, tail: int | None = 100) -> list[str]:
@@ -176,7 +192,7 @@ def cancel_sweep(sweep_id: str) -> Any:
     return cancel_it(sweep_id)
 
 
-__all__ = ["validate", "plan", "train", "status", "diagnose", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate",
+__all__ = ["validate", "plan", "train", "status", "diagnose", "resume", "retry", "logs", "list_jobs", "cancel", "wait", "export_gguf", "evaluate",
            "runs", "show_run", "compare_runs", "note_run", "search_runs", "run_sweep", "sweep_status", "wait_sweep",
            "cancel_sweep"]
 

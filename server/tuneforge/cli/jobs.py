@@ -1,4 +1,4 @@
-"""`tuneforge jobs list|status|logs|cancel|wait`: the same for every backend."""
+"""`tuneforge jobs list|status|logs|cancel|wait` (and resume|retry, cli/recovery.py): the same for every backend."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ..errors import TuneforgeError
 from ..records import Job
 from ..types import STAGES, Stage
 from . import output
+from .recovery import add_recovery_commands
 
 if TYPE_CHECKING:
     from ..jobs.service import JobService, JobStatus, JobSummary
@@ -59,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     wt.add_argument("--timeout", type=float, help="Give up waiting after this many seconds (the job keeps running).")
     output.add_json_flag(wt)
     wt.set_defaults(handler=cmd_wait)
+
+    add_recovery_commands(jsub)  # resume, retry (cli/recovery.py)
 
     p.set_defaults(handler=lambda args: (p.print_help(), 2)[1])
 

@@ -74,6 +74,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-cost-usd", type=float, metavar="USD",
                    help="Spending limit: refused at submit when the estimate exceeds it; a paid job stops (after a "
                    "checkpoint) when its cost reaches it. Local runs are free: recorded, never stopped.")
+    p.add_argument("--max-restarts", type=int, metavar="N", help="After a timeout (or a preemption on Hugging Face "
+                   "Jobs), resume from the last checkpoint automatically, at most N times (default 0).")
     p.add_argument("--no-watchdog", action="store_false", dest="watchdog", default=None,
                    help="Do not stop a run whose loss is NaN/inf or exploding (the watchdog is on by default).")
 
@@ -82,7 +84,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 RUN_FLAGS = ("method", "model", "dataset", "split", "eval_dataset", "eval_fraction", "max_steps", "epochs",
              "learning_rate", "batch_size", "grad_accum", "max_length", "peft", "lora_r", "lora_alpha", "precision",
              "rewards", "num_generations", "max_completion_length", "merge", "push_to_hub", "output_dir",
-             "system_prompt", "seed", "max_cost_usd", "watchdog")
+             "system_prompt", "seed", "max_cost_usd", "watchdog", "max_restarts")
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -72,6 +72,7 @@ RUN_FIELDS = {
     "lora_r": "peft.r", "lora_alpha": "peft.alpha", "lora_dropout": "peft.dropout",
     "target_modules": "peft.target_modules", "merge": "merge", "push_to_hub": "push_to_hub",
     "output_dir": "output_dir", "system_prompt": "system_prompt", "seed": "seed", "timeout_seconds": "timeout_seconds",
+    "max_restarts": "max_restarts",
     "rewards": "method_args.reward_functions", "num_generations": "method_args.num_generations",
     "max_completion_length": "method_args.max_completion_length",
     "max_cost_usd": "max_cost_usd", "watchdog": "watchdog.enabled",

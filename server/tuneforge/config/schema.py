@@ -24,6 +24,7 @@ from pydantic import (
 
 from ..errors import ConfigError
 from ..paths import outside_allowed_roots
+from ..templates._shared.checkpoints import check_location
 from ..templates._shared.data_files import EXTENSIONS
 from ..templates._shared.metrics import metric_choices, metric_name, unknown_metrics
 from ..templates._shared.rewards import REWARD_NAMES, reward_choices, unknown_rewards
@@ -175,7 +176,7 @@ class TrainSpec(Strict):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
     weight_decay: float = Field(default=0.0, ge=0, lt=1)
     logging_steps: int = Field(default=1, ge=1)
-    save_steps: int | None = Field(default=None, ge=1, description="None: save at the end of each epoch.")
+    save_steps: int | None = Field(default=None, ge=1, description="None: every 10% of the steps (a stopped run can resume).")
     save_total_limit: int = Field(default=2, ge=1)
     eval_steps: int | None = Field(default=None, ge=1)
     gradient_checkpointing: bool | None = Field(default=None, description="None: on for GPUs, off on CPU.")
@@ -305,6 +306,10 @@ class RunConfig(Strict):
     max_cost_usd: float | None = Field(default=None, gt=0, description="Spending limit in US dollars: refused at submit "
                                        "when the plan's estimate exceeds it; a paid job stops (after a checkpoint) "
                                        "when its cost reaches it. Local runs are free: recorded, never stopped.")
+    resume_from_checkpoint: str | None = Field(default=None, description="Continue from this checkpoint (set by `tuneforge "
+                                               "jobs resume`): a local checkpoint-N folder, or hf://owner/repo/last-checkpoint.")
+    max_restarts: int = Field(default=0, ge=0, le=10, description="After a timeout or preemption, resume from the last "
+                              "checkpoint automatically, at most this many times.")
 
     @field_validator("model")
     @classmethod
@@ -332,6 +337,11 @@ class RunConfig(Strict):
         if "/" not in v or not is_repo_id(v):
             raise ValueError(f"push_to_hub {v!r} must be a Hub repo id like 'your-name/my-model'")
         return v
+
+    @field_validator("resume_from_checkpoint")
+    @classmethod
+    def _resume(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return v if v is None or is_stored(info) else check_location(_check_token(v, "resume_from_checkpoint"))
 
     @model_validator(mode="after")
     def _coherent(self) -> "RunConfig":

@@ -24,8 +24,9 @@ from ..records import Job, JobSpec, JobStore, UploadedFile, new_job_id
 from ..reports.diagnosis import Diagnosis
 from ..reports.plan import Plan
 from ..types import TERMINAL, BackendName, Method
-from .diagnosis import needs_diagnosis, with_diagnosis
 from .budget import cost_so_far, enforce_budget, max_cost
+from .checkpoints import continue_if_due
+from .diagnosis import needs_diagnosis, with_diagnosis
 from .hub_access import needs_hub_token
 from .inputs import run_inputs
 from .workspace import job_folder, stage_template
@@ -143,6 +144,7 @@ class JobService:
             created_at=time.time(),
             message="submitting",
             notify=spec.notify_url is not None,
+            max_restarts=config.max_restarts if config is not None else 0,
         )
         self.store.create(job)
         try:
@@ -212,12 +214,17 @@ class JobService:
     # ---- read -------------------------------------------------------------------------------------
     def refresh(self, job_id: str) -> Job:
         job = self.store.get(job_id)
+        ended = False
         if not job.terminal:
             changes = self.backend(job.backend).refresh(job)
             if changes:
-                job = self.store.update(job.job_id, only_if_active=True, **changes) or self.store.get(job.job_id)
+                updated = self.store.update(job.job_id, only_if_active=True, **changes)
+                ended = updated is not None and updated.terminal  # this call saw it end: --max-restarts acts once
+                job = updated or self.store.get(job.job_id)
             job = enforce_budget(self.store, self.backend(job.backend), job)  # past max_cost_usd: canceled, ERROR
         job = with_diagnosis(self.store, self.backend(job.backend), job) if needs_diagnosis(job) else job
+        if ended and continue_if_due(self, job) is not None:  # a cloud job's --max-restarts (jobs/checkpoints.py)
+            job = self.store.get(job.job_id)
         if job.terminal:  # the ledger keeps every ended run; it never stops a status call
             try:
                 from ..ledger import Ledger
@@ -280,12 +287,16 @@ class JobService:
         poll_seconds: float = 1.0,
         on_update: Callable[[Job], None] | None = None,
     ) -> Job:
-        """Block until the job reaches a terminal stage (a failed job is returned, not raised)."""
+        """Block until the job reaches a terminal stage (a failed job is returned, not raised); a job continued
+        automatically (--max-restarts on a cloud backend) is followed into its continuation."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.refresh(job_id)
             if on_update:
                 on_update(job)
+            if job.stage in TERMINAL and job.outputs.get("continued_by"):
+                job_id = str(job.outputs["continued_by"])
+                continue
             if job.stage in TERMINAL:
                 return job
             if deadline is not None and time.monotonic() >= deadline:

@@ -27,6 +27,7 @@ from .tools.gguf import export_gguf
 from .tools.jobs import cancel_job, job_logs, job_status, list_jobs
 from .tools.pipelines import cancel_pipeline, list_pipelines, pipeline_status, plan_pipeline, resume_pipeline, run_pipeline
 from .tools.planning import plan_training
+from .tools.recovery import resume_job, retry_job
 from .tools.runs import NOTE, compare_runs, list_runs, note_run, search_runs, show_run
 from .tools.sweeps import cancel_sweep, run_sweep, sweep_status
 from .tools.setup import check_setup
@@ -54,9 +55,17 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (diagnose_log, "Diagnose a training log", READ_ONLY),
     (list_jobs, "List jobs", READ_ONLY),
     (cancel_job, "Cancel a job", CANCEL),
+    (resume_job, "Resume a stopped job from its checkpoint", SUBMIT),
+    (retry_job, "Retry a stopped job (with the fix)", SUBMIT),
     (wait_for_job, "Wait for a job", READ_ONLY),
     (export_gguf, "Export GGUF", EXPORT),
     (evaluate_models, "Evaluate models on held-out data", READ_ONLY),
+    (plan_pipeline, "Plan a multi-stage pipeline", READ_ONLY),
+    (run_pipeline, "Run a multi-stage pipeline (train, preferences, eval, GGUF)", SUBMIT),
+    (pipeline_status, "Pipeline status", READ_ONLY),
+    (list_pipelines, "List pipelines", READ_ONLY),
+    (cancel_pipeline, "Cancel a pipeline", CANCEL),
+    (resume_pipeline, "Resume a pipeline", SUBMIT),
     (list_runs, "List recorded runs (the ledger)", READ_ONLY),
     (show_run, "Show a recorded run", READ_ONLY),
     (compare_runs, "Compare two runs", READ_ONLY),
@@ -65,12 +74,6 @@ TOOLS: tuple[tuple[Callable[..., Any], str, ToolAnnotations], ...] = (
     (run_sweep, "Plan or start a sweep", SUBMIT),
     (sweep_status, "Sweep status", READ_ONLY),
     (cancel_sweep, "Cancel a sweep", CANCEL),
-    (plan_pipeline, "Plan a multi-stage pipeline", READ_ONLY),
-    (run_pipeline, "Run a multi-stage pipeline (train, preferences, eval, GGUF)", SUBMIT),
-    (pipeline_status, "Pipeline status", READ_ONLY),
-    (list_pipelines, "List pipelines", READ_ONLY),
-    (cancel_pipeline, "Cancel a pipeline", CANCEL),
-    (resume_pipeline, "Resume a pipeline", SUBMIT),
 )
 
 

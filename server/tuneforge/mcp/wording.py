@@ -22,6 +22,9 @@ AGENT_FIXES: dict[str, str] = {
     "job.not_found": "call list_jobs and use one of the job ids it returns.",
     "job.ambiguous_id": "give more of the id; list_jobs returns whole ids.",
     "job.already_finished": "nothing to cancel; job_status(job_id) shows how it ended.",
+    "recovery.not_confirmed": "Show the user the flavor, hours, cost and changes (the error's details), ask them, "
+                              "then call the same tool again with confirmed=true.",
+    "recovery.no_checkpoint": "Nothing to resume: offer retry_job(job_id) (apply_fix=true applies the diagnosis).",
     "pipeline.not_found": "call list_pipelines and use one of the pipeline ids it returns.",
     "pipeline.not_confirmed": "Show the user the plan's total cost (plan_pipeline, or the error's details), ask them "
                               "once, then call run_pipeline again with confirmed=true.",
@@ -52,6 +55,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
     "seed": ("seed", "value"), "rows": ("rows", "value"), "budget-usd": ("budget_usd", "value"),
     "reward": ("rewards", "value"), "config": ("config_path", "value"), "job": ("job_id", "value"),
     "quant": ("quants", "value"), "out": ("out", "value"), "base": ("base", "value"), "tail": ("tail", "value"),
+    "max-restarts": ("max_restarts", "value"), "apply-fix": ("apply_fix", "switch"), "yes": ("confirmed", "switch"),
     "merge": ("merge", "switch"), "online": ("online", "switch"), "raw": ("raw", "switch"),
     "trust-remote-code": ("trust_remote_code", "switch"), "private": ("private", "switch"),
     "max-cost-usd": ("max_cost_usd", "value"), "no-watchdog": ("watchdog=false", "name"),
@@ -61,7 +65,7 @@ ARGUMENTS: dict[str, tuple[str, str]] = {
 COMMANDS: dict[str, str] = {
     "setup": "check_setup", "validate": "validate_dataset", "plan": "plan_training", "train": "submit_training",
     "gguf": "export_gguf", "jobs list": "list_jobs", "jobs status": "job_status", "jobs logs": "job_logs",
-    "jobs cancel": "cancel_job", "jobs wait": "wait_for_job",
+    "jobs cancel": "cancel_job", "jobs wait": "wait_for_job", "jobs resume": "resume_job", "jobs retry": "retry_job",
     "runs list": "list_runs", "runs show": "show_run", "runs compare": "compare_runs", "runs note": "note_run",
     "runs search": "search_runs", "sweep run": "run_sweep", "sweep status": "sweep_status",
     "sweep wait": "sweep_status", "sweep cancel": "cancel_sweep",
@@ -74,7 +78,7 @@ _NOT_VALUES = {"a", "an", "the", "with", "or", "and", "to", "for", "if", "is", "
 _COLUMN_MAPS = re.compile(r"--column-map[ =]([\w.-]+)=([\w.-]+)(?:\s+--column-map[ =]([\w.-]+)=([\w.-]+))*")
 _COLUMN_MAP = re.compile(r"--column-map[ =]([\w.-]+)=([\w.-]+)")
 _FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)(?:([ =])([^\s,;:)`'\"]+))?")
-_COMMAND = re.compile(r"`?tuneforge (jobs (?:list|status|logs|cancel|wait)|pipeline (?:run|plan|status|list|cancel|resume)|setup|validate|plan|train|gguf)\b([^`\n]*)`?")
+_COMMAND = re.compile(r"`?tuneforge (jobs (?:list|status|logs|cancel|wait|resume|retry)|pipeline (?:run|plan|status|list|cancel|resume)|setup|validate|plan|train|gguf)\b([^`\n]*)`?")
 _JOB_ID = re.compile(r"^\s*(tf-[\w.-]+|pl-[\w.-]+|ID|JOB_ID)")
 #: answer fields that carry advice or descriptions (reworded); every other string (log lines, paths, ids) is kept
 ADVICE_KEYS = {"message", "fix", "warnings", "notes", "reasons", "next", "more", "next_steps", "why", "note",
@@ -91,8 +95,9 @@ def _command(match: re.Match[str]) -> str:
     tool = COMMANDS[match.group(1)]
     rest = match.group(2)
     job = _JOB_ID.match(rest)
-    if tool in ("job_status", "job_logs", "cancel_job", "wait_for_job") and job:
+    if tool in ("job_status", "job_logs", "cancel_job", "wait_for_job", "resume_job", "retry_job") and job:
         raw = ", raw=true" if "--raw" in rest else ""
+        raw += ", apply_fix=true" if "--apply-fix" in rest else ""
         return f"{tool}(job_id='{job.group(1)}'{raw})"
     if tool in ("pipeline_status", "cancel_pipeline", "resume_pipeline") and job:
         return f"{tool}(pipeline_id='{job.group(1)}')"

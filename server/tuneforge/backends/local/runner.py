@@ -22,6 +22,7 @@ from ...log_lines import failure_message
 from ...progress import last_events
 from ...records import Job, JobSpec, JobStore
 from ...secrets import secret_values, without_token
+from ...templates._shared.checkpoints import local_resume_point
 from ...templates._shared.notify import NOTIFY_ENV
 from ..logfile import ScrubbedLog, tail_lines
 from .backend import SPEC_FILE
@@ -40,6 +41,7 @@ class Supervisor:
         self.child: subprocess.Popen[bytes] | None = None
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # held since the start (backend.submit)
 
     def _on_term(self, signum: int, frame: object) -> None:
         self.stop_requested = True
@@ -84,6 +86,14 @@ class Supervisor:
         env.update(self.spec.env)
         env.setdefault("TRACKIO_DIR", str(paths.home() / "trackio"))  # Trackio's local mode logs here
         env.update({"PYTHONUNBUFFERED": "1", "TUNEFORGE_JOB_ID": self.job.job_id, "TOKENIZERS_PARALLELISM": "false"})
+        rc, timed_out = self.attempt(env, started)
+        while timed_out and not self.stop_requested and self.restart_from_checkpoint():  # --max-restarts
+            rc, timed_out = self.attempt(env, time.time())  # each attempt has the whole time limit
+        self.finish(rc, timed_out)
+        return 0
+
+    def attempt(self, env: dict[str, str], started: float) -> tuple[int, bool]:
+        """Run the script once: (its exit status, whether it ran past the time limit)."""
         self.child = subprocess.Popen(
             [sys.executable, str(self.spec.script), *self.spec.args],
             cwd=self.job_dir,
@@ -111,8 +121,22 @@ class Supervisor:
         kill_group(self.child.pid, grace=2.0, leader=self.child)  # stragglers the script left (data loader workers...)
         log.close()
         self.absorb(log.new_lines())
-        self.finish(rc, timed_out)
-        return 0
+        return rc, timed_out
+
+    def restart_from_checkpoint(self) -> bool:
+        """After a timeout with restarts left (the job's max_restarts): point the job's config at its newest
+        complete checkpoint and say so; False when there are none left or there is no checkpoint."""
+        config = self.job.config
+        if config is None or self.job.restarts >= self.job.max_restarts or "--config" not in self.spec.args:
+            return False
+        point = local_resume_point(config.output_dir, config.resume_from_checkpoint)
+        if point is None:
+            return False
+        config = config.model_copy(update={"resume_from_checkpoint": point[0]})
+        config.write(self.job_dir / self.spec.args[self.spec.args.index("--config") + 1])
+        n = self.job.restarts + 1
+        return self.update(config=config, restarts=n, progress=None, message=f"timeout: restarting from step {point[1]} "
+                           f"(restart {n} of {self.job.max_restarts})") is not None
 
     def absorb(self, lines: list[str]) -> None:
         progress, message, _result = last_events(lines)  # the result arrives as result.json

@@ -80,6 +80,7 @@ def submit_training(
     merge: Annotated[bool | None, Field(description="Also save the LoRA adapter merged into the base model (needed for GGUF of the full model).")] = None,
     timeout_seconds: Annotated[int | None, Field(ge=60, le=7 * 24 * 3600, description="Job time limit (default: the plan's estimate with a margin).")] = None,
     max_cost_usd: Annotated[float | None, Field(gt=0, description="Spending limit in USD: refused when the plan's estimate exceeds it; a paid job stops (after a checkpoint) when its cost reaches it. Local runs are free: never stopped.")] = None,
+    max_restarts: Annotated[int | None, Field(ge=0, le=10, description="After a timeout or a preemption, resume from the last checkpoint automatically, at most this many times (default 0; on hf each restart is a new billed job, started at the next job_status/wait_for_job call).")] = None,
     watchdog: Annotated[bool | None, Field(description="false: do not stop a run whose loss is NaN/inf or exploding (on by default: it saves a checkpoint and fails with 'divergence: ...').")] = None,
 ) -> SubmitResult:
     """Start a fine-tuning job and return at once with its id, URL, output folder and estimated cost.
@@ -97,7 +98,7 @@ def submit_training(
                      push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds, max_cost_usd=max_cost_usd,
                      watchdog=watchdog)
     with tool_errors():
-        run_cfg, _ = run_config(arguments, config, config_path, tool="submit_training")
+        run_cfg, _ = run_config({**arguments, "max_restarts": max_restarts}, config, config_path, tool="submit_training")
         require_push_target(run_cfg, backend)
         require_confirmation(backend, confirmed)
         result = start_training(run_cfg, backend=backend, flavor=flavor, notify=notify)
