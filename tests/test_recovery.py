@@ -87,6 +87,15 @@ def test_a_config_refuses_a_checkpoint_that_is_not_one(tmp_path: Path, data_file
     assert ok.resume_from_checkpoint == "hf://alice/model/last-checkpoint"
 
 
+def test_train_takes_max_restarts_into_the_config(tmp_path: Path, data_file: Path):
+    from tuneforge.cli import build_parser
+    from tuneforge.cli.train import config_from_args
+
+    args = build_parser().parse_args(["train", "--model", str(tmp_path), "--dataset", str(data_file), "--max-restarts", "2"])
+    assert config_from_args(args).max_restarts == 2
+    assert RunConfig.from_dict({"model": str(tmp_path), "dataset": {"path": str(data_file)}}).max_restarts == 0  # off unless given
+
+
 # ---- refusals ---------------------------------------------------------------------------------------
 def test_resume_and_retry_refuse_with_codes_what_they_cannot_continue(tmp_path: Path, data_file: Path, capsys):
     config = RunConfig.from_dict({"model": str(tmp_path), "dataset": {"path": str(data_file)},

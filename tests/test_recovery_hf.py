@@ -116,7 +116,9 @@ def test_max_restarts_continues_a_timed_out_hf_job_once_at_the_next_status_call(
     assert len(job_posts(hub)) == posts + 1  # once
 
     hub.set_stage(new.backend_job_id, "ERROR", "Job timeout")  # the continuation times out too: no restarts left
-    assert "continued" not in service.status(new.job_id).message and len(job_posts(hub)) == posts + 1
+    status = service.status(new.job_id)
+    assert "continued" not in status.message and len(job_posts(hub)) == posts + 1
+    assert (status.resumed_from, status.restarts, status.max_restarts) == (old.job_id, 1, 1)  # jobs status shows the links
     with pytest.raises(TuneforgeError) as err:
         resume(old.job_id, confirmed=True)
     assert err.value.code == "recovery.already_continued"

@@ -127,6 +127,11 @@ def render_status(s: JobStatus) -> None:
     out = output.stdout
     out.print(f"[bold]{s.job_id}[/bold]  {_stage(s.stage)}  {escape(s.message)}")
     out.print(f"backend {s.backend}" + (f", flavor {s.flavor}" if s.flavor else "") + (f", {s.url}" if s.url else ""))
+    links = [f"{what} {job}" for what, job in (("resumed from", s.resumed_from), ("retry of", s.retry_of)) if job]
+    if s.max_restarts:
+        links.append(f"restarts {s.restarts} of {s.max_restarts}")
+    if links:
+        out.print(", ".join(links))
     if s.elapsed_seconds is not None:
         cost = f", cost so far ${s.cost_so_far_usd:.2f}" if s.cost_so_far_usd is not None else ""
         if s.max_cost_usd is not None:

@@ -63,6 +63,10 @@ class JobStatus(BaseModel):
     plan: Plan | None = None
     diagnosis: Diagnosis | None = Field(default=None, description="Why an ERROR job failed: kind, evidence (log "
                                         "lines), fix, and retry_with (the config change `jobs retry --apply-fix` applies).")
+    resumed_from: str | None = Field(default=None, description="The job whose checkpoint this one continues.")
+    retry_of: str | None = Field(default=None, description="The job this one retries.")
+    restarts: int = Field(default=0, description="Automatic resumes so far, of max_restarts.")
+    max_restarts: int = 0
 
 
 class JobSummary(BaseModel):
@@ -339,6 +343,10 @@ def to_status(job: Job, log_tail: list[str]) -> JobStatus:
         log_tail=log_tail,
         plan=job.plan,
         diagnosis=job.diagnosis,
+        resumed_from=job.resumed_from,
+        retry_of=job.retry_of,
+        restarts=job.restarts,
+        max_restarts=job.max_restarts,
     )
 
 

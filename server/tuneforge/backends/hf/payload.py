@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from ...records import Job, JobSpec, RunInput, UploadedFile
+from ...templates._shared.checkpoints import HUB_SCHEME
 
 MOUNT = "/data"
 CLOUD_DIR = "cloud"  # in the job folder: the config exactly as uploaded
@@ -55,6 +56,10 @@ def cloud_config(job: Job, spec: JobSpec, payload: Payload) -> str:
             "path": seen.get("dataset", cfg.dataset.path),
             "eval_path": seen.get("eval_dataset", cfg.dataset.eval_path),
         })
+        if cfg.resume_from_checkpoint and not cfg.resume_from_checkpoint.startswith(HUB_SCHEME):
+            raise ConfigError(f"The cloud job cannot read the local checkpoint {cfg.resume_from_checkpoint}.",
+                              "Resume from the push target's checkpoint (`tuneforge jobs resume ID` names it), or run "
+                              "locally.", code="hf.local_checkpoint")
         # model_copy does not validate: the /data paths exist only in the job's container
         update = {"model": seen.get("model", cfg.model), "dataset": dataset}
         if cfg.eval is not None and "eval_block" in seen:
