@@ -109,6 +109,7 @@ def test_an_hf_job_gets_its_price_a_capped_timeout_and_is_canceled_once_past_its
     assert stopped.stage == "ERROR" and stopped.message.startswith("budget: $"), stopped.message
     assert "max_cost_usd budget of $0.05" in stopped.message and f"{USER}/smollm2-sums" in stopped.message
     assert hub.jobs[job.backend_job_id]["status"]["stage"] == "CANCELED"
+    assert stopped.diagnosis is not None and stopped.diagnosis.kind == "budget", stopped.diagnosis
     assert hub.calls("POST", rf"/api/jobs/{USER}/{job.backend_job_id}/cancel$")
 
 
