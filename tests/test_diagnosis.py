@@ -280,3 +280,13 @@ def test_an_unreadable_log_gives_a_diagnosis_from_the_record_and_is_read_again_l
     assert JobStore().get("tf-diag").diagnosis is None  # not kept: the next read has the whole log
     assert JobService().refresh("tf-diag").diagnosis.kind == "timeout"
     assert JobStore().get("tf-diag").diagnosis is not None
+
+
+def test_a_warning_counts_only_when_no_other_line_says_anything():
+    harmless = ["/usr/lib/python3/site-packages/x.py:12: UserWarning: No module named 'flash_attn'; using sdpa",
+                "W1201 10:00:00.000 12 api.py:110] Out of memory: Killed process 77 (a sibling job)",
+                "WARNING: Not enough space left: No space left on device for the cache copy"]
+    # the error that stopped the run wins over warnings of kinds that would otherwise rank above it
+    assert diagnose_lines([*harmless, "pyarrow.lib.ArrowInvalid: JSON parse error: Invalid value. in row 3"]).kind == \
+        "dataset_format"
+    assert diagnose_lines(harmless[:1]).kind == "missing_dependency"  # nothing else to go on

@@ -1,7 +1,8 @@
 """diagnose_lines: a training log (ours or any TRL/transformers script's) -> a Diagnosis.
 
-Every cleaned line is matched against the rules; the kind highest in `rules.PRIORITY` among those that
-matched wins (a diverging loss read from the reported losses ranks just above network and not_found: a
+Every cleaned line is matched against the rules; lines that are warnings ("UserWarning: No module named
+'flash_attn'", "WARNING ...") count only when nothing else matched. The kind highest in `rules.PRIORITY`
+among those that matched wins (a diverging loss read from the reported losses ranks just above network and not_found: a
 run that trained into NaN and then failed to reach the Hub diverged first). `evidence` is the few lines of
 the winning kind, scrubbed.
 """
@@ -39,7 +40,9 @@ def diagnose_lines(lines: list[str], config: RunConfig | None = None, *, secrets
     reading = signals.read(lines, secrets)
     found: dict[str, list[str]] = {}
     tags: dict[str, set[str]] = {}
-    for index, rule in scan(reading.lines):
+    matched = scan(reading.lines)
+    errors = [(i, rule) for i, rule in matched if not signals.is_warning(reading.lines[i])]
+    for index, rule in errors or matched:  # a warning counts only when no other line says anything
         found.setdefault(rule.kind, []).append(reading.lines[index])
         tags.setdefault(rule.kind, set()).add(rule.tag)
     ranks: dict[str, float] = {kind: PRIORITY.index(kind) for kind in found}

@@ -30,6 +30,14 @@ EXPLODE_FACTOR = 10.0
 EXPLODE_STEPS = 3
 
 
+#: a line that only warns: Python's warnings (UserWarning: ...), logging's WARNING, glog's W1201, "warning: ..."
+WARNING = re.compile(r"\b[A-Z]\w*Warning: |\bWARNING\b|^W\d{4} |^(?:\S+ )?warning: |\[W[^\]]*\] ")
+
+
+def is_warning(line: str) -> bool:
+    return bool(WARNING.search(line))
+
+
 class Loss(NamedTuple):
     step: int | None
     value: float
@@ -93,4 +101,4 @@ def diverged(losses: list[Loss]) -> list[str]:
     return []
 
 
-__all__ = ["Loss", "Reading", "clean", "read", "diverged"]
+__all__ = ["Loss", "Reading", "clean", "read", "diverged", "is_warning"]
