@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from _events import emit
+from _shared.checkpoints import CHECKPOINTS_DIR
 
 
 def warmup_steps(ratio: float, max_steps) -> float | int:
@@ -29,7 +30,7 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
     save_steps = tcfg.get("save_steps")
     tr = cfg.get("trackio") or {}
     return dict(
-        output_dir=str(out_dir / "checkpoints"),
+        output_dir=str(out_dir / CHECKPOINTS_DIR),
         num_train_epochs=float(tcfg["epochs"]),
         max_steps=int(tcfg["max_steps"]) if tcfg.get("max_steps") else -1,
         per_device_train_batch_size=int(tcfg["per_device_batch_size"]),

@@ -85,9 +85,13 @@ def continue_if_due(service: Any, job: Job) -> Job | None:
         service.store.update(job.job_id, message=f"{job.message}; not continued automatically: it saved no checkpoint")
         return None
     config = continuation_config(job, point)
-    new = service.submit_training(config, backend=job.backend, plan=job.plan, flavor=job.flavor,
-                                  price_per_hour=job.price_per_hour, gpus=config.launch.gpus,
-                                  distributed=job.plan.distributed if job.plan is not None else None)
+    try:
+        new = service.submit_training(config, backend=job.backend, plan=job.plan, flavor=job.flavor,
+                                      price_per_hour=job.price_per_hour, gpus=config.launch.gpus,
+                                      distributed=job.plan.distributed if job.plan is not None else None)
+    except TuneforgeError as exc:  # a status call still answers; `jobs resume` can try again
+        service.store.update(job.job_id, message=f"{job.message}; the automatic continuation failed: {exc.message}")
+        return None
     new = service.store.update(new.job_id, resumed_from=job.job_id, restarts=job.restarts + 1,
                                max_restarts=job.max_restarts) or new
     service.store.update(job.job_id, outputs={**job.outputs, "continued_by": new.job_id},
