@@ -53,9 +53,17 @@ def search_text(run: LedgerRun) -> str:
     return "\n".join(p for p in parts if p)
 
 
+#: database files whose tables this process has made sure of -> whether FTS5 is there (every status call of an
+#: ended job builds a Ledger: the schema is written once per process, not once per call)
+_READY: dict[Path, bool] = {}
+
+
 class Ledger:
     def __init__(self, db_path: Path | None = None):
         self.db_path = Path(db_path) if db_path else paths.home() / "jobs.sqlite3"
+        if self.db_path in _READY and self.db_path.exists():
+            self.fts = _READY[self.db_path]
+            return
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.executescript(_SCHEMA)
@@ -64,6 +72,7 @@ class Ledger:
                 self.fts = True
             except sqlite3.OperationalError:  # a SQLite built without FTS5: LIKE instead
                 self.fts = False
+        _READY[self.db_path] = self.fts
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
