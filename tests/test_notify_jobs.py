@@ -134,3 +134,32 @@ def test_train_notify_wait_json_runs_a_real_tiny_model_and_prints_the_final_stat
     assert body["outputs"]["adapter_dir"].endswith("adapter") and "train loss" in body["text"]
     listed = run_main(capsys, "jobs", "status", status["job_id"], "--json")
     assert_nowhere(rx.secret_path, done.stdout, done.stderr, listed.stdout, listed.stderr)
+
+
+@pytest.mark.slow
+def test_mcp_submit_with_notify_answers_without_the_url_and_a_cancel_posts(tiny_llama_dir: Path, tmp_path: Path):
+    from mcp_client import in_memory, text_of
+
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"{i}?"},
+                                                     {"role": "assistant", "content": str(i)}]}) + "\n" for i in range(8)))
+
+    with Receiver() as rx:
+        async def body(client):
+            bad = await client.call_tool("submit_training", {"model": str(tiny_llama_dir), "dataset": str(data),
+                                                             "notify": "ftp://" + rx.secret_path})
+            submitted = await client.call_tool("submit_training", {"model": str(tiny_llama_dir), "dataset": str(data),
+                                                                   "max_steps": 50, "notify": rx.url})
+            job_id = submitted.structured_content["job_id"]
+            status = await client.call_tool("job_status", {"job_id": job_id})
+            canceled = await client.call_tool("cancel_job", {"job_id": job_id})
+            return bad, submitted, status, canceled
+
+        bad, submitted, status, canceled = in_memory(body)
+        sent = rx.wait_for(1)[0]
+    assert bad.is_error and "notify.bad_url" in text_of(bad)
+    assert not submitted.is_error, text_of(submitted)
+    assert submitted.structured_content["notify"] is True
+    assert sent["job_id"] == submitted.structured_content["job_id"] and sent["stage"] in ("CANCELED", "COMPLETED")
+    answers = [text_of(r) + json.dumps(r.structured_content) for r in (bad, submitted, status, canceled)]
+    assert_nowhere(rx.secret_path, *answers)

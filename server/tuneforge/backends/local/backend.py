@@ -43,17 +43,23 @@ class LocalBackend:
         env.pop(NOTIFY_ENV, None)
         if spec.notify_url:
             env[NOTIFY_ENV] = spec.notify_url
-        with open(job_dir / "supervisor.log", "ab") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tuneforge.backends.local.runner", job.job_id],
-                cwd=job_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-                env=env,
-                start_new_session=True,  # survives the CLI; its own process group
-                close_fds=True,
-            )
+        # The supervisor starts with SIGTERM blocked (the mask survives exec) and unblocks it once its handler
+        # is set: a cancel right after submit then ends the job the orderly way (CANCELED, notified).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            with open(job_dir / "supervisor.log", "ab") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "tuneforge.backends.local.runner", job.job_id],
+                    cwd=job_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=err,
+                    stderr=err,
+                    env=env,
+                    start_new_session=True,  # survives the CLI; its own process group
+                    close_fds=True,
+                )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         try:
             started = psutil.Process(proc.pid).create_time()
         except psutil.NoSuchProcess:
