@@ -286,7 +286,7 @@ def test_plan_training_and_submit_training_take_the_same_arguments_with_the_same
     tools, planned = in_memory(body)
     plan_args = tools["plan_training"].input_schema["properties"]
     submit_args = tools["submit_training"].input_schema["properties"]
-    assert set(plan_args) - {"rows", "budget_usd"} == set(submit_args) - {"confirmed", "notify"}  # notify: a submit-only secret
+    assert set(plan_args) - {"rows", "budget_usd"} == set(submit_args) - {"confirmed", "notify", "max_restarts"}  # submit-only: a secret, restarts of a running job
     for name in set(plan_args) & set(submit_args):
         assert plan_args[name].get("default") == submit_args[name].get("default"), name
     assert plan_args["backend"]["default"] == "local"

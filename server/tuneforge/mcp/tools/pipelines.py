@@ -58,7 +58,7 @@ def run_pipeline(
     backend: Annotated[Literal["local", "hf"], Field(description="Where the stages run.")] = "local",
     confirmed: Annotated[bool, Field(description="Set true only after the user saw the plan's TOTAL cost and agreed; "
                                                "required once for backend='hf' (not per stage).")] = False,
-    notify_url: Annotated[str | None, Field(description="A webhook told when the pipeline ends, with every stage's "
+    notify: Annotated[str | None, Field(description="A webhook told when the pipeline ends, with every stage's "
                                                       "result (a secret: never stored or echoed).")] = None,
 ) -> PipelineStarted:
     """Start a multi-stage pipeline (e.g. SFT, then DPO on the SFT model, then a Q4_K_M GGUF): every stage is planned,
@@ -70,7 +70,7 @@ def run_pipeline(
 
     with tool_errors():
         started, plan = run(_spec(path, pipeline), backend=backend, confirmed=confirmed or backend == "local",
-                            notify_url=notify_url, source=path)
+                            notify_url=notify, source=path)
     return PipelineStarted(pipeline_id=started.pipeline_id, state=started.state, plan=plan,
                            next=f"tuneforge pipeline status {started.pipeline_id}")
 
