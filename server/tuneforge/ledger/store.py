@@ -7,13 +7,13 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
 
 from .. import paths
 from ..errors import TuneforgeError
 from ..records import Job
+from ..records.database import connect
 from .from_job import run_from_job
 from .model import LedgerRun, Note
 
@@ -74,14 +74,8 @@ class Ledger:
                 self.fts = False
         _READY[self.db_path] = self.fts
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        try:
-            con.execute("PRAGMA busy_timeout=60000")
-            yield con
-        finally:
-            con.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db_path)
 
     # ---- writes -----------------------------------------------------------------------------------
     def _write(self, con: sqlite3.Connection, run: LedgerRun) -> None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .. import paths
 from ..errors import TuneforgeError
+from .database import connect
+from .database import db_path as db_path_of
 
 MIN_PREFIX = 4
 PipelineState = Literal["PENDING", "RUNNING", "COMPLETED", "ERROR", "CANCELED"]
@@ -154,21 +154,12 @@ class PipelineNotFound(TuneforgeError):
 
 class PipelineStore:
     def __init__(self, db_path: Path | None = None):
-        self.db_path = Path(db_path) if db_path else paths.home() / "jobs.sqlite3"
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path = db_path_of(db_path)
         with self._connect() as con:
             con.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA busy_timeout=60000")
-            con.execute("PRAGMA synchronous=NORMAL")
-            yield con
-        finally:
-            con.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db_path)
 
     def create(self, pipeline: Pipeline) -> Pipeline:
         with self._connect() as con:

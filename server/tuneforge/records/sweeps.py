@@ -9,14 +9,15 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import paths
 from ..errors import TuneforgeError
+from .database import connect
+from .database import db_path as db_path_of
 
 SweepStage = Literal["RUNNING", "COMPLETED", "CANCELED", "STOPPED"]
 TrialState = Literal["pending", "submitted", "skipped", "failed"]
@@ -92,19 +93,12 @@ def sweep_not_found(sweep_id: str) -> TuneforgeError:
 
 class SweepStore:
     def __init__(self, db_path: Path | None = None):
-        self.db_path = Path(db_path) if db_path else paths.home() / "jobs.sqlite3"
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path = db_path_of(db_path)
         with self._connect() as con:
             con.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.db_path, timeout=60, isolation_level=None)
-        try:
-            con.execute("PRAGMA busy_timeout=60000")
-            yield con
-        finally:
-            con.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db_path)
 
     def create(self, sweep: SweepRecord) -> SweepRecord:
         with self._connect() as con:
