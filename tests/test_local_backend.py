@@ -215,7 +215,7 @@ def test_twenty_concurrent_submissions_make_twenty_records_and_all_complete(
     env = {**os.environ, "FAKE_STEPS": "1", "FAKE_DELAY": "0.01"}
     with ThreadPoolExecutor(max_workers=20) as pool:
         procs = list(pool.map(lambda _: cli_train(tuneforge_cli, model, tiny_dataset, env=env), range(20)))
-        outs = [p.communicate(timeout=120) for p in procs]
+        outs = [p.communicate(timeout=300) for p in procs]
     ids = []
     for (stdout, stderr), p in zip(outs, procs):
         assert p.returncode == 0, stderr

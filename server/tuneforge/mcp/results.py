@@ -54,8 +54,8 @@ def compact_outputs(outputs: dict, job_id: str) -> dict:
     result = outputs.get("result")
     if not isinstance(result, dict):
         return outputs
-    kept = {k: v for k, v in result.items()
-            if k not in RESULT_DETAIL_KEYS and (not isinstance(v, (dict, list)) or k in RESULT_SMALL_KEYS)}
+    kept = {k: v for k, v in result.items()  # an empty value says nothing: left out
+            if k not in RESULT_DETAIL_KEYS and v is not None and (not isinstance(v, (dict, list)) or k in RESULT_SMALL_KEYS)}
     if isinstance(kept.get("data"), dict):
         kept["data"] = {k: v for k, v in kept["data"].items() if k in DATA_COMPACT_KEYS}
     if isinstance(result.get("eval"), dict):  # the eval block's before/after table, without its samples

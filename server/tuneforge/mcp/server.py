@@ -98,11 +98,20 @@ class TuneforgeServer(MCPServer):
             raise
         if isinstance(result, CallToolResult) and result.structured_content is not None and not result.is_error:
             worded = agent_answer(result.structured_content)
-            if worded != result.structured_content:
-                result = result.model_copy(update={
-                    "structured_content": worded,
-                    "content": [TextContent(type="text", text=json.dumps(worded, indent=2, ensure_ascii=False))]})
+            # the text an agent reads leaves out empty fields (null says nothing); structured content keeps them all
+            result = result.model_copy(update={
+                "structured_content": worded,
+                "content": [TextContent(type="text", text=json.dumps(without_nulls(worded), indent=2, ensure_ascii=False))]})
         return result
+
+
+def without_nulls(value: Any) -> Any:
+    """VALUE with every null-valued key left out of its mappings, at every depth."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def build_server() -> MCPServer:
