@@ -8,7 +8,7 @@ own transaction.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -17,7 +17,7 @@ from .. import paths
 DB_NAME = "jobs.sqlite3"
 
 
-def db_path(explicit: Path | None = None) -> Path:
+def database_file(explicit: Path | None = None) -> Path:
     """The database file (the given one, or the default under $TUNEFORGE_HOME), its folder made."""
     path = Path(explicit) if explicit else paths.home() / DB_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,3 +34,17 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
         yield con
     finally:
         con.close()
+
+
+class SqliteStore:
+    """A store of one kind of record in the shared file: its tables (SCHEMA) made on first use."""
+
+    SCHEMA: str = ""
+
+    def __init__(self, db_path: Path | None = None):
+        self.db_path = database_file(db_path)
+        with self._connect() as con:
+            con.executescript(self.SCHEMA)
+
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connect(self.db_path)

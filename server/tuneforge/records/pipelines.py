@@ -9,17 +9,13 @@ a completed stage. `PipelineStore` is the one owner of that state (same connecti
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ..errors import TuneforgeError
-from .database import connect
-from .database import db_path as db_path_of
+from .database import SqliteStore
 
 MIN_PREFIX = 4
 PipelineState = Literal["PENDING", "RUNNING", "COMPLETED", "ERROR", "CANCELED"]
@@ -152,14 +148,8 @@ class PipelineNotFound(TuneforgeError):
                          code="pipeline.not_found", details={"pipeline_id": pipeline_id})
 
 
-class PipelineStore:
-    def __init__(self, db_path: Path | None = None):
-        self.db_path = db_path_of(db_path)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connect(self.db_path)
+class PipelineStore(SqliteStore):
+    SCHEMA = _SCHEMA
 
     def create(self, pipeline: Pipeline) -> Pipeline:
         with self._connect() as con:

@@ -8,16 +8,12 @@ backend; stages are Hugging Face Jobs' names.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import time
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 from ..config.schema import STORED
 from ..errors import JobNotFound, TuneforgeError
-from .database import connect
-from .database import db_path as db_path_of
+from .database import SqliteStore
 from .job import Job
 
 #: the shortest id prefix looked up (shorter ones would match nearly everything)
@@ -40,14 +36,8 @@ def new_job_id() -> str:
     return time.strftime("tf-%Y%m%d-%H%M%S-", time.gmtime()) + secrets.token_hex(3)
 
 
-class JobStore:
-    def __init__(self, db_path: Path | None = None):
-        self.db_path = db_path_of(db_path)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connect(self.db_path)
+class JobStore(SqliteStore):
+    SCHEMA = _SCHEMA
 
     # ---- writes -----------------------------------------------------------------------------------
     def create(self, job: Job) -> Job:

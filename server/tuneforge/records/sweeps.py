@@ -9,15 +9,12 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
-from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import TuneforgeError
-from .database import connect
-from .database import db_path as db_path_of
+from .database import SqliteStore
 
 SweepStage = Literal["RUNNING", "COMPLETED", "CANCELED", "STOPPED"]
 TrialState = Literal["pending", "submitted", "skipped", "failed"]
@@ -91,14 +88,8 @@ def sweep_not_found(sweep_id: str) -> TuneforgeError:
                           "printed (sw-...).", code="sweep.not_found", details={"sweep_id": sweep_id})
 
 
-class SweepStore:
-    def __init__(self, db_path: Path | None = None):
-        self.db_path = db_path_of(db_path)
-        with self._connect() as con:
-            con.executescript(_SCHEMA)
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connect(self.db_path)
+class SweepStore(SqliteStore):
+    SCHEMA = _SCHEMA
 
     def create(self, sweep: SweepRecord) -> SweepRecord:
         with self._connect() as con:
