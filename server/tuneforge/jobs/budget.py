@@ -20,9 +20,7 @@ from ..records import Job, JobStore
 
 def cost_so_far(job: Job, now: float | None = None) -> float | None:
     """Time since the job started (to its end) x its price per hour; None without a price or a start."""
-    if job.price_per_hour is None or job.started_at is None:
-        return None
-    return round(((job.finished_at or now or time.time()) - job.started_at) / 3600 * job.price_per_hour, 4)
+    return job.cost_usd(now)
 
 
 def max_cost(job: Job) -> float | None:

@@ -96,7 +96,7 @@ def run_from_job(job: Job) -> LedgerRun:
     model = job.config.model if job.config else (job.export.model if job.export else None)
     dataset = job.config.dataset.path if job.config else None
     duration = (job.finished_at - job.started_at) if job.started_at and job.finished_at else None
-    cost = round(duration / 3600 * job.price_per_hour, 4) if duration is not None and job.price_per_hour is not None else None
+    cost = job.cost_usd() if duration is not None else None  # an ended job's: start to end x price
     if cost is None and job.backend == "local":
         cost = 0.0
     artifacts = {k: str(v) for k in ARTIFACT_KEYS for v in [result.get(k) or job.outputs.get(k)] if v}

@@ -6,6 +6,7 @@ is what a backend runs: a static script, its arguments and the files they name.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,6 +95,12 @@ class Job(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.stage in TERMINAL
+
+    def cost_usd(self, now: float | None = None) -> float | None:
+        """Time since the job started (to its end, else to `now`) x its price per hour; None without a price or a start."""
+        if self.price_per_hour is None or self.started_at is None:
+            return None
+        return round(((self.finished_at or now or time.time()) - self.started_at) / 3600 * self.price_per_hour, 4)
 
     @property
     def log_path(self) -> Path:
