@@ -14,7 +14,8 @@ Usage:
 
 The config: model (a model folder or Hub id), prompts (a .jsonl/.json/.csv file), prompt_column,
 reference_column (default: the first of answer, solution, reference, ... the row has), samples (answers per
-prompt), reward ("exact_match" against the reference, or a GRPO reward name: format, length, accuracy),
+prompt), reward ("exact_match" against the reference, a GRPO reward name: format, length, accuracy, or
+"reward_model": the score of reward_model, a folder written by the reward template, adapter or full model),
 temperature, max_new_tokens, min_margin, limit, seed, out (a folder). This script is static: user values only
 ever arrive through that file; it reads no secrets.
 
@@ -78,13 +79,60 @@ def scores(reward: str, answers: list[str], reference: str | None) -> list[float
     return [float(v) if v is not None else 0.0 for v in got]
 
 
+REWARD_MODEL = "reward_model"
+
+
+class RewardModel:
+    """A reward model's score of each (prompt, answer) conversation: the reward template's one-score head, loaded
+    from its output folder (a LoRA adapter over its base, or a full model), never running the model's own code."""
+
+    def __init__(self, path: str, device: str):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        folder = Path(path)
+        if (folder / "adapter_config.json").is_file():
+            from peft import AutoPeftModelForSequenceClassification
+
+            self.model = AutoPeftModelForSequenceClassification.from_pretrained(path, num_labels=1)
+            base = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))["base_model_name_or_path"]
+        else:
+            self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+            base = path
+        has_tokenizer = any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json"))
+        self.tokenizer = AutoTokenizer.from_pretrained(path if has_tokenizer or not folder.is_dir() else base)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model.config.pad_token_id = self.tokenizer.pad_token_id
+        self.model.to(device).eval()
+        self.device = device
+
+    def __call__(self, prompt: str, answers: list[str]) -> list[float]:
+        import torch
+
+        if self.tokenizer.chat_template:
+            texts = [self.tokenizer.apply_chat_template([{"role": "user", "content": prompt},
+                                                         {"role": "assistant", "content": a}], tokenize=False)
+                     for a in answers]
+        else:
+            texts = [f"{prompt}\n{a}" for a in answers]
+        side, self.tokenizer.padding_side = self.tokenizer.padding_side, "right"
+        try:
+            batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        finally:
+            self.tokenizer.padding_side = side
+        with torch.no_grad():
+            return [float(v) for v in self.model(**batch).logits[:, 0]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     cfg = json.loads(Path(parser.parse_args(argv).config).read_text(encoding="utf-8"))
     t_start = time.time()
-    if cfg["reward"] not in REWARDS:
-        fail(f"unknown reward {cfg['reward']!r}: use one of {', '.join(sorted(REWARDS))}")
+    if cfg["reward"] == REWARD_MODEL and not cfg.get("reward_model"):
+        fail("reward: reward_model needs reward_model (a folder written by the reward template)")
+    if cfg["reward"] not in REWARDS and cfg["reward"] != REWARD_MODEL:
+        fail(f"unknown reward {cfg['reward']!r}: use one of {', '.join(sorted(REWARDS))} or {REWARD_MODEL}")
     rows = read_rows(Path(cfg["prompts"]))[: cfg.get("limit") or None]
     if not rows:
         fail(f"no prompts in {cfg['prompts']}")
@@ -98,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer.pad_token = tokenizer.eos_token
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = AutoModelForCausalLM.from_pretrained(cfg["model"]).to(device).eval()
+    scorer = None
+    if cfg["reward"] == REWARD_MODEL:
+        emit("status", message=f"loading reward model {cfg['reward_model']}")
+        scorer = RewardModel(cfg["reward_model"], device)
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     pairs, dropped, margins = [], 0, []
@@ -118,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                                        max_new_tokens=int(cfg["max_new_tokens"]), num_return_sequences=int(cfg["samples"]),
                                        pad_token_id=tokenizer.pad_token_id)
         answers = [tokenizer.decode(g[inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip() for g in generated]
-        rewards = scores(cfg["reward"], answers, reference_of(row, cfg.get("reference_column")))
+        rewards = (scorer(prompt, answers) if scorer else
+                   scores(cfg["reward"], answers, reference_of(row, cfg.get("reference_column"))))
         best = max(range(len(answers)), key=lambda k: rewards[k])
         worst = min(range(len(answers)), key=lambda k: rewards[k])
         margin = rewards[best] - rewards[worst]

@@ -22,10 +22,32 @@ TEMPLATE = "preferences.py"
 TIMEOUT_SECONDS = 6 * 3600
 
 
+def reward_model_path(service: JobService, name: str) -> str:
+    """A reward model given as a folder or Hub id as it is; given as a job id, that finished reward job's output."""
+    if Path(name).expanduser().exists() or "/" in name:
+        return name
+    from .stages import output_model
+
+    try:
+        job = service.store.get(name)
+    except TuneforgeError:
+        raise TuneforgeError(f"The preferences stage's reward_model {name!r} is neither a folder nor a job id.",
+                             "Give the output folder of a `tuneforge train --method reward` job, or its job id.",
+                             code="pipeline.reward_model_not_found") from None
+    found = output_model(job) if job.stage == "COMPLETED" and job.method == "reward" else None
+    if not found:
+        raise TuneforgeError(f"Job {job.job_id} is not a completed reward job ({job.method}, {job.stage}).",
+                             "Train one with `tuneforge train --method reward` and name its job id once it completed.",
+                             code="pipeline.reward_model_not_found", details={"job_id": job.job_id})
+    return found
+
+
 def submit_preferences(service: JobService, stage: PreferencesStage, model: str) -> Job:
     job_id = new_job_id()
     job_dir = job_folder(job_id)
     config = {**stage.model_dump(exclude={"kind"}), "model": model, "out": str(job_dir / "outputs")}
+    if stage.reward_model:
+        config["reward_model"] = reward_model_path(service, stage.reward_model)
     config_path = job_dir / "preferences.json"
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     script, helpers = stage_template(paths.templates_dir() / TEMPLATE, job_dir)

@@ -19,11 +19,15 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..config.files import load_mapping
 from ..errors import ConfigError
+from ..templates._shared.rewards import REWARD_NAMES
 from ..types import Method
+
+#: the preferences stage's reward that is a reward model's score
+REWARD_MODEL = "reward_model"
 
 
 class Strict(BaseModel):
@@ -57,11 +61,26 @@ class PreferencesStage(Strict):
     prompt_column: str = "prompt"
     reference_column: str | None = Field(default=None, description="Default: reference, answer or completion.")
     samples: int = Field(default=4, ge=2, le=32, description="Answers sampled per prompt.")
-    reward: str = Field(default="exact_match", description="exact_match against the reference, or a GRPO reward name.")
+    reward: str = Field(default="exact_match", description="exact_match against the reference, a GRPO reward name, or "
+                        "reward_model (the score of `reward_model`).")
+    reward_model: str | None = Field(default=None, description="A reward model (a `--method reward` job's output folder, "
+                                     "its job id, or a Hub id) that scores each answer; sets reward: reward_model.")
     temperature: float = Field(default=1.0, gt=0, le=5)
     max_new_tokens: int = Field(default=64, ge=1, le=4096)
     min_margin: float = Field(default=0.0, ge=0, description="Drop pairs whose reward margin is not above this.")
     limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def known_reward(self) -> PreferencesStage:
+        if self.reward_model and "reward" not in self.model_fields_set:
+            self.reward = REWARD_MODEL
+        if self.reward == REWARD_MODEL and not self.reward_model:
+            raise ValueError("reward: reward_model needs `reward_model: FOLDER` (a reward job's output)")
+        if self.reward != REWARD_MODEL and self.reward not in REWARD_NAMES:
+            raise ValueError(f"unknown reward {self.reward!r}: use {', '.join(REWARD_NAMES)} or {REWARD_MODEL}")
+        if self.reward_model and self.reward != REWARD_MODEL:
+            raise ValueError(f"reward_model is set but reward is {self.reward!r}: drop one")
+        return self
 
     @property
     def label(self) -> str:
@@ -163,7 +182,8 @@ def absolute_paths(spec: PipelineSpec, folder: Path) -> PipelineSpec:
         if isinstance(stage, TrainStage) and isinstance(stage.dataset, str):
             stage = stage.model_copy(update={"dataset": fix(stage.dataset)})
         elif isinstance(stage, PreferencesStage):
-            stage = stage.model_copy(update={"prompts": fix(stage.prompts)})
+            stage = stage.model_copy(update={"prompts": fix(stage.prompts),
+                                             "reward_model": fix(stage.reward_model) if stage.reward_model else None})
         elif isinstance(stage, EvalStage) and isinstance(stage.eval.get("path"), str):
             stage = stage.model_copy(update={"eval": {**stage.eval, "path": fix(stage.eval["path"])}})
         stages.append(stage)
