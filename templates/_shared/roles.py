@@ -10,7 +10,7 @@ ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant"
 #: Chat templates' end-of-turn markers (ChatML, Llama 3, Gemma, Phi, GPT-2 style, Llama 2, Llama 3 tool calls,
 #: Llama 3 base, Gemma 3n, gpt-oss): the token that closes an assistant turn and must be trained.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>", "</s>", "<|eom_id|>",
-                      "<|end_of_text|>", "<turn|>", "<|return|>")
+                      "<|end_of_text|>", "<turn|>", "<|return|>", "<end_of_utterance>")  # the last: SmolVLM
 
 #: Label values the KTO template reads as true.
 TRUE_LABELS = frozenset({"true", "1", "1.0", "yes", "y", "good", "desirable", "positive", "pos", "chosen", "accepted", "up"})

@@ -109,6 +109,20 @@ def render(report: DatasetReport, args: argparse.Namespace | None = None) -> Non
         for note in ts.notes:
             out.print(f"  [dim]{escape(note)}[/dim]")
 
+    im = report.images
+    if im is not None:
+        out.print()
+        line = (f"[bold]Images[/bold] ({escape(im.column)}): {im.images:,} in {im.rows_with_images:,} row(s), "
+                f"{im.decoded:,} decoded, {im.missing:,} missing, {im.corrupt:,} corrupt")
+        if im.decoded:
+            line += f"; {im.min_width}x{im.min_height} to {im.max_width}x{im.max_height}"
+        if im.image_tokens is not None:
+            line += (f"; {im.tokens_per_image:g} tokens per image ({escape(str(im.processor))} processor), "
+                     f"up to {im.max_row_image_tokens:,} per row")
+        out.print(line)
+        for note in im.notes:
+            out.print(f"  [dim]{escape(note)}[/dim]")
+
     out.print()
     out.print(_verdict_line(report, args))
 

@@ -18,6 +18,7 @@ from ..reports.dataset import (
 from ..types import Method
 from .column_stats import MAX_COLUMNS, ColumnStats
 from .duplicates import DuplicateSketch
+from .images import ImageScan, base_dirs
 from .method_fit import METHOD_FOR_FORMAT, Fit
 from .method_verdicts import Evidence, judge
 from .pii import find_pii
@@ -82,6 +83,7 @@ class Scan:
         self.identical = Tally("identical_pair", "chosen and rejected are the same")
         self.label_counts: Counter[bool] = Counter()
         self.length_hist: Counter[int] = Counter()  # content characters // 4 -> rows
+        self.images = ImageScan(base_dirs(source.files, source.root, source.kind == "hub"))
 
     # ---- the pass ------------------------------------------------------------------------------
     def place(self, file: str | None, line: int) -> tuple[int, int]:
@@ -144,6 +146,7 @@ class Scan:
         if card:
             self.pii["card"].add(where[1], where[0])
         self.length_hist[len(text) // 4] += 1
+        self.images.add_row(row, where)
 
     def _new_column(self, key: str) -> ColumnStats | None:
         if len(self.columns) >= MAX_COLUMNS:
@@ -222,6 +225,14 @@ class Scan:
             what = "no readable rows" if self.error_count else "no rows (the file is empty or holds only blank lines)"
             report.notes.append(f"The source has {what}.")
         report.problems = self._problems(fmt, primary, fit, fits, method)
+        report.images = self.images.stats()
+        broken = sum(t.count for t in self.images.tallies.values() if t.blocking)
+        if broken:  # the trainer's collator would stop at the first of these rows
+            for verdict in report.methods.values():
+                if verdict.status != "incompatible":
+                    verdict.status = "incompatible"
+                    verdict.reasons.insert(0, f"{broken} image problem(s) would stop training (missing, corrupt or "
+                                              "unmatched images); see the problems.")
         return report, fits
 
     def where(self, place: tuple[int, int]) -> tuple[str | None, int]:
@@ -245,6 +256,11 @@ class Scan:
         for tally in self.tallies.values():
             out.append(self._problem(tally.kind, f"{tally.count} row(s) in {tally.column!r}: {tally.message}",
                                      tally.count, tally.lines, blocking=tally.blocking, fix=tally.fix))
+        for tally in self.images.tallies.values():
+            detail = self.images.examples.get(tally.kind + tally.message)
+            out.append(self._problem(tally.kind, f"{tally.count} {tally.message} in {tally.column!r}"
+                                     + (f" (first: {detail})" if detail else ""), tally.count, tally.lines,
+                                     blocking=tally.blocking, fix=tally.fix))
         if self.identical.count:
             out.append(self._problem("identical_pair", f"{self.identical.count} row(s): {self.identical.message}",
                                      self.identical.count, self.identical.lines))

@@ -16,6 +16,7 @@ from ..reports.dataset import DatasetReport
 from ..types import METHODS, Method
 from .chat_tokenizer import cached_spec, load_portable_spec
 from .eval_check import check_eval
+from .image_tokens import count_image_tokens
 from .method_fit import METHOD_FOR_FORMAT
 from .report_cache import cache_slot, read_cached, write_cached
 from .row_scan import Scan
@@ -97,6 +98,8 @@ def _read_and_judge(src: Source, eval_src: Source | None, method: str, model: st
             loading.stop()
     if report.token_stats is None and report.rows and fit is not None and fit.fits:
         report.token_stats = scan.estimated_stats(primary, max_length)
+    if report.images is not None and model and scan.images.sizes:
+        count_image_tokens(report.images, model, dict(scan.images.sizes), dict(scan.images.row_sizes))
     report.ready = _ready(report)
     return report
 

@@ -15,11 +15,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import TuneforgeError
+from .vision import Vision, from_vlm_config
 
 # Norms per decoder layer (besides q/k norms) for families that differ from the usual two.
 _NORMS_PER_LAYER = {"gemma2": 4, "gemma3_text": 4, "gemma3": 4, "olmo2": 2, "cohere": 1}
 # Families whose q/k norms are per head (head_dim weights) vs over the whole projection (olmo2).
-_QK_NORM_PER_HEAD = {"qwen3", "qwen3_moe", "gemma3", "gemma3_text", "qwen3_next", "glm4_moe"}
+_QK_NORM_PER_HEAD = {"qwen3", "qwen3_moe", "gemma3", "gemma3_text", "qwen3_next", "glm4_moe", "qwen3_vl_text",
+                     "qwen3_vl_moe_text"}
 _QK_NORM_FULL = {"olmo2", "olmo3"}
 # Families whose q/k/v projections carry a bias whatever `attention_bias` says.
 _QKV_BIAS = {"qwen2", "qwen2_moe", "qwen2_vl", "qwen2_5_vl"}
@@ -36,6 +38,9 @@ _PEFT_WRAPS_EXPERTS = {
 }
 # ...and of those, families where the MLP modules outside the experts are then left alone.
 _PEFT_SKIPS_DENSE_MLP = {"deepseek_v2", "deepseek_v3", "deepseek_v32"}
+# config.json keys a family leaves to its config class's defaults (Gemma 3's text_config names only its size).
+_TEXT_DEFAULTS = {"gemma3_text": {"vocab_size": 262208, "num_attention_heads": 8, "num_key_value_heads": 4,
+                                  "head_dim": 256, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26}}
 # Plain (not gated) MLPs: up + down only.
 _NON_GATED = {"phi", "gpt2", "gpt_neox", "falcon", "starcoder2"}
 
@@ -70,6 +75,7 @@ class Architecture(BaseModel):
     # Multi-head latent attention (DeepSeek V2/V3)
     mla: dict[str, int] | None = None
     max_position_embeddings: int | None = None
+    vision: Vision | None = Field(default=None, description="A VLM's vision tower and projector (planner/vision.py).")
     source: str = Field(default="config", description="Where the numbers came from: config file, cache, Hub or name guess.")
 
     @property
@@ -97,13 +103,16 @@ def _first(cfg: dict[str, Any], *keys: str, default: Any = None) -> Any:
 
 
 def from_config(cfg: dict[str, Any], source: str = "config") -> Architecture:
-    """Read a transformers config.json (as a dict). Multimodal configs use their `text_config`."""
+    """Read a transformers config.json (as a dict). Multimodal configs use their `text_config`; a VLM's
+    `vision_config` is counted by planner/vision.py."""
+    full = cfg
     if isinstance(cfg.get("text_config"), dict) and not cfg.get("hidden_size"):
         text = dict(cfg["text_config"])
         text.setdefault("tie_word_embeddings", cfg.get("tie_word_embeddings", text.get("tie_word_embeddings")))
         text.setdefault("vocab_size", cfg.get("vocab_size"))
         cfg = text
     model_type = str(cfg.get("model_type") or "unknown")
+    cfg = {**_TEXT_DEFAULTS.get(model_type, {}), **{k: v for k, v in cfg.items() if v is not None}}
     hidden = _first(cfg, "hidden_size", "n_embd", "d_model")
     layers = _first(cfg, "num_hidden_layers", "n_layer", "num_layers")
     heads = _first(cfg, "num_attention_heads", "n_head", "num_heads")
@@ -164,6 +173,7 @@ def from_config(cfg: dict[str, Any], source: str = "config") -> Architecture:
             "qk_rope_head_dim": int(cfg.get("qk_rope_head_dim") or 64),
             "v_head_dim": int(cfg.get("v_head_dim") or 128),
         }
+    arch["vision"] = from_vlm_config(full, hidden)
     return Architecture(**arch)
 
 
@@ -246,6 +256,8 @@ def count_parameters(a: Architecture) -> int:
     total = dense * layer_parameters(a, moe=False) + a.moe_layers * layer_parameters(a, moe=True)
     total += embedding_parameters(a) + lm_head_parameters(a)
     total += a.hidden_size * (2 if a.norm_bias else 1)  # final norm
+    if a.vision is not None:
+        total += a.vision.parameters
     return total
 
 
@@ -259,10 +271,10 @@ def count_active_parameters(a: Architecture) -> int:
 
 
 def linear_parameters(a: Architecture) -> int:
-    """Weights of the decoder's linear layers (what 4-bit quantization compresses)."""
+    """Weights of the decoder's linear layers (what 4-bit quantization compresses; a VLM's vision half stays 16-bit)."""
     return count_parameters(a) - embedding_parameters(a) - lm_head_parameters(a) - (
         a.num_layers * norm_parameters(a) + a.hidden_size
-    )
+    ) - (a.vision.parameters if a.vision is not None else 0)
 
 
 def lora_parameters(a: Architecture, r: int, target_modules: list[str] | str = "all-linear") -> int:

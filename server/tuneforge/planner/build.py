@@ -14,6 +14,7 @@ from ..reports.dataset import DatasetReport
 from ..reports.plan import Plan
 from ..types import Method
 from .architecture import count_active_parameters, count_parameters
+from .vision import vision_note, with_image_tokens
 from .candidates import hf_candidates, local_candidates
 from .choice import alternatives, apply_budget, choose, rounded
 from .dataset_stats import dataset_stats
@@ -64,6 +65,10 @@ def build_plan(req: PlanRequest, *, report: DatasetReport | None = None) -> Plan
     stats = dataset_stats(req.dataset, method=req.method, model=req.model, max_length=req.max_length, rows=req.rows,
                           use_doctor=req.use_doctor, report=report)
     notes.extend(stats.notes)
+    if arch.vision is not None:
+        stats, image_notes = with_image_tokens(stats, arch.vision)
+        notes.append(vision_note(arch.vision, n_params - arch.vision.parameters))
+        notes.extend(image_notes)
     if stats.rows is None:
         warnings.append(unknown_rows_warning())
 

@@ -31,6 +31,9 @@ class DatasetStats(BaseModel):
     max_tokens: float | None = None
     source: str
     estimated: bool = True
+    images_per_row: float | None = None  # vision-language data: the most images one row holds
+    image_tokens_per_row: float | None = None  # the most image tokens one row holds (the model's processor)
+    mean_image_tokens: float | None = None
     notes: list[str] = []
 
 
@@ -74,7 +77,12 @@ def stats_from_report(report: DatasetReport) -> DatasetStats:
         source = "dataset doctor (estimated from characters, no tokenizer)"
     else:
         source = f"dataset doctor (counted with the {stats.tokenizer or 'model'} tokenizer)"
+    images = report.images
+    counted = images is not None and images.image_tokens is not None and report.rows
     return DatasetStats(
+        images_per_row=float(images.max_per_row) if images is not None else None,
+        image_tokens_per_row=float(images.max_row_image_tokens or 0) if counted else None,
+        mean_image_tokens=images.image_tokens / report.rows if counted else None,
         rows=report.rows,
         mean_tokens=float(stats.mean) if measured and stats.mean else None,
         p95_tokens=float(stats.p95) if measured else None,

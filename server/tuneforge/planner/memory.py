@@ -35,6 +35,7 @@ from .architecture import (
     linear_parameters,
     lora_parameters,
 )
+from .vision import vision_activation_bytes
 
 GiB = 1024**3
 
@@ -77,6 +78,7 @@ class Workload(BaseModel):
     gpus: int = 1
     sharding: Literal["none", "ddp", "fsdp"] = "none"
     reference_model: bool = Field(default=False, description="GRPO with beta > 0 keeps a reference model.")
+    images_per_sequence: float = Field(default=0.0, ge=0, description="A VLM's images per sequence (its tower's forward).")
 
     @property
     def cpu_autocast(self) -> bool:
@@ -150,9 +152,10 @@ def memory_breakdown(a: Architecture, w: Workload) -> MemoryBreakdown:
     # -- trainable parameters, gradients, optimizer
     lora = grads = optim = 0.0
     if w.peft == "none":
-        grads = n * wb / shard
+        trained = n - (a.vision.tower_parameters if a.vision is not None else 0)  # a VLM's vision tower stays frozen
+        grads = trained * wb / shard
         per_state = 1.0 if w.optimizer != "adamw_torch" else wb
-        optim = 2 * n * per_state / shard
+        optim = 2 * trained * per_state / shard
     else:
         lp = lora_parameters(a, w.lora_r, w.target_modules)
         lora = lp * 4.0
@@ -169,6 +172,8 @@ def memory_breakdown(a: Architecture, w: Workload) -> MemoryBreakdown:
     else:
         acts = tokens * a.num_layers * per_layer
     acts += tokens * a.hidden_size * 4  # embedding output / final norm in fp32
+    if a.vision is not None and w.images_per_sequence:  # the frozen tower's forward over the step's images
+        acts += vision_activation_bytes(a.vision, seqs * w.images_per_sequence, w.act_bytes)
     if w.device == "cpu" and w.precision == "fp32":
         # fp32 SDPA on CPU with a padding mask takes the math path: seq x seq probabilities kept per layer
         # (measured: SmolLM2 at 2 x 944 tokens needs ~2 GiB more in fp32 than in bf16)

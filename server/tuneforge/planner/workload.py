@@ -98,6 +98,7 @@ def workload_for(req: PlanRequest, stats: DatasetStats, *, peft: str, device: st
         completion_len=req.max_completion_length, num_generations=req.num_generations,
         gradient_checkpointing=gradient_checkpointing(req, device), precision=precision, device=device,
         optimizer=req.optimizer, lora_dropout=req.lora_dropout, gpus=gpus, sharding=sharding,
+        images_per_sequence=stats.images_per_row or 0.0,
     )
 
 

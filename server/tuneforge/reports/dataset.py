@@ -70,6 +70,32 @@ class TokenStats(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
+class ImageStats(BaseModel):
+    """The images of a vision-language dataset (doctor/images.py): found, decoded with Pillow, counted."""
+
+    column: str = Field(description="The column that holds them: images (a list per row) or image (one per row).")
+    rows_with_images: int = 0
+    images: int = Field(default=0, description="Image references read.")
+    decoded: int = Field(default=0, description="Images that Pillow opened and decoded.")
+    missing: int = 0
+    corrupt: int = 0
+    remote: int = Field(default=0, description="http(s) references: not fetched, not checked.")
+    max_per_row: int = 0
+    min_width: int | None = None
+    min_height: int | None = None
+    max_width: int | None = None
+    max_height: int | None = None
+    modes: dict[str, int] = Field(default_factory=dict, description="Pillow mode -> images (RGB, RGBA, L, P...).")
+    formats: dict[str, int] = Field(default_factory=dict, description="Pillow format -> images (PNG, JPEG...).")
+    placeholder_rows: int = Field(default=0, description="Rows that mark where images go (image parts or <image>).")
+    mismatched_rows: int = Field(default=0, description="Rows whose placeholders do not match their images.")
+    processor: str | None = Field(default=None, description="The model whose processor counted image tokens.")
+    image_tokens: int | None = Field(default=None, description="Image tokens over all rows, per the processor.")
+    tokens_per_image: float | None = None
+    max_row_image_tokens: int | None = Field(default=None, description="The most image tokens one row holds.")
+    notes: list[str] = Field(default_factory=list)
+
+
 class DatasetReport(BaseModel):
     """Everything `tuneforge validate` found, for people (rendered) and machines (JSON)."""
 
@@ -86,6 +112,7 @@ class DatasetReport(BaseModel):
     error_count: int = Field(default=0, description="All unreadable lines (`errors` lists the first ones).")
     columns: dict[str, str] = Field(default_factory=dict, description="Column -> the kind of value it mostly holds.")
     token_stats: TokenStats | None = None
+    images: ImageStats | None = Field(default=None, description="Vision-language data: the image column's check.")
     notes: list[str] = Field(default_factory=list)
 
     @property
