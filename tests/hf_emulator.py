@@ -784,3 +784,27 @@ ROUTES: list[Route] = [
     ("GET", re.compile(rf"/api/(?P<repo_type>models|datasets)/{_NS}/(?P<name>[^/]+)/xet-write-token/(?P<rev>[^/]+)"), _Handler.repo_xet_write_token),
     ("POST", re.compile(rf"/api/(?P<repo_type>models|datasets)/{_NS}/(?P<name>[^/]+)/commit/(?P<rev>[^/]+)"), _Handler.commit),
 ]
+
+
+def serve_hub(tmp_path: Path, monkeypatch: Any, user: str, orgs: tuple[str, ...] = ()):
+    """A started emulator with one user whose token is in HF_TOKEN, and the real client pointed at it (HF_ENDPOINT,
+    its own HF_HOME, offline mode lifted for this endpoint only, tuneforge's hf waits shortened); a generator for a
+    fixture to yield from: the emulator stops after the test."""
+    from huggingface_hub import constants
+
+    emu = HubEmulator(tmp_path / "hub").start()
+    token = "hf_" + secrets.token_urlsafe(24)
+    emu.token = token  # type: ignore[attr-defined]
+    emu.add_user(token, user, orgs=orgs)
+    hf_home = tmp_path / "hf_home"
+    for key, value in {"HF_ENDPOINT": emu.url, "HF_TOKEN": token, "HF_HOME": str(hf_home),
+                       "HF_HUB_OFFLINE": "0",  # this endpoint only: the emulator on 127.0.0.1
+                       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TUNEFORGE_HF_BACKOFF": "0",
+                       "TUNEFORGE_HF_LOG_POLL_SECONDS": "0", "TUNEFORGE_HF_TIMEOUT": "20"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
+    try:
+        yield emu
+    finally:
+        emu.stop()

@@ -7,14 +7,13 @@ with HF_ENDPOINT; HF_HUB_OFFLINE is lifted for that endpoint only. Nothing reach
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hf_emulator import HubEmulator
+from hf_emulator import HubEmulator, serve_hub
 from tuneforge.backends.hf.errors import HubError
 from tuneforge.config import RunConfig
 from tuneforge.errors import ConfigError, TuneforgeError
@@ -36,28 +35,7 @@ def event(kind: str, **fields: Any) -> str:
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubEmulator:
-    from huggingface_hub import constants
-
-    emu = HubEmulator(tmp_path / "hub").start()
-    token = "hf_" + secrets.token_urlsafe(24)
-    emu.token = token  # type: ignore[attr-defined]
-    emu.add_user(token, USER, orgs=("acme",))
-    hf_home = tmp_path / "hf_home"
-    for key, value in {
-        "HF_ENDPOINT": emu.url,
-        "HF_TOKEN": token,
-        "HF_HOME": str(hf_home),
-        "HF_HUB_OFFLINE": "0",  # this endpoint only: the emulator on 127.0.0.1
-        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-        "TUNEFORGE_HF_BACKOFF": "0",
-        "TUNEFORGE_HF_LOG_POLL_SECONDS": "0",
-        "TUNEFORGE_HF_TIMEOUT": "20",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
-    yield emu
-    emu.stop()
+    yield from serve_hub(tmp_path, monkeypatch, USER, orgs=("acme",))
 
 
 @pytest.fixture

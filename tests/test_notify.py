@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hf_emulator import HubEmulator
+from hf_emulator import serve_hub
 from notify_receiver import Receiver
 from tuneforge import paths
 from tuneforge.errors import ConfigError
@@ -202,20 +202,7 @@ USER = "alice"
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from huggingface_hub import constants
-
-    emu = HubEmulator(tmp_path / "hub").start()
-    token = "hf_" + secrets.token_urlsafe(24)
-    emu.add_user(token, USER)
-    hf_home = tmp_path / "hf_home"
-    for key, value in {"HF_ENDPOINT": emu.url, "HF_TOKEN": token, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0",
-                       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TUNEFORGE_HF_BACKOFF": "0",
-                       "TUNEFORGE_HF_LOG_POLL_SECONDS": "0", "TUNEFORGE_HF_TIMEOUT": "20"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
-    yield emu
-    emu.stop()
+    yield from serve_hub(tmp_path, monkeypatch, USER)
 
 
 def hf_config(tmp_path: Path):

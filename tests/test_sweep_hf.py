@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_main import run_main
-from hf_emulator import HubEmulator, iso
+from hf_emulator import HubEmulator, iso, serve_hub
 from mcp_client import in_memory
 
 USER = "alice"
@@ -23,20 +22,7 @@ ROWS = [{"messages": [{"role": "user", "content": f"What is {i} + {i}?"}, {"role
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubEmulator:
-    from huggingface_hub import constants
-
-    emu = HubEmulator(tmp_path / "hub").start()
-    token = "hf_" + secrets.token_urlsafe(24)
-    emu.add_user(token, USER, orgs=())
-    hf_home = tmp_path / "hf_home"
-    for key, value in {"HF_ENDPOINT": emu.url, "HF_TOKEN": token, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0",
-                       "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TUNEFORGE_HF_BACKOFF": "0",
-                       "TUNEFORGE_HF_LOG_POLL_SECONDS": "0", "TUNEFORGE_HF_TIMEOUT": "20"}.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
-    yield emu
-    emu.stop()
+    yield from serve_hub(tmp_path, monkeypatch, USER)
 
 
 #: SmolLM2-135M's shape: the planner sizes the run from it here, with nothing to download (the job would)
