@@ -1,7 +1,8 @@
 """The model's tokenizer and chat template, loaded once, and what the other doctor modules need of them.
 
-Loading goes through transformers' AutoTokenizer (the reference for special tokens, BOS handling and
-the chat template). transformers imports torch, which costs ~250 MB and seconds, so what measuring
+A local model folder whose tokenizer files say it all (a plain fast tokenizer, no class code) is read with
+the `tokenizers` library alone (`tok_from_files`: no transformers, no torch on a cold start); any other goes
+through transformers' AutoTokenizer (the reference for special tokens, BOS handling and the chat template). transformers imports torch, which costs ~250 MB and seconds, so what measuring
 needs is kept as a `TokenizerSpec` (plain data plus the fast tokenizer serialised, rebuilt with the
 `tokenizers` library alone): cached on disk under $TUNEFORGE_HOME/cache/tokenizers, keyed by the
 tokenizer files' paths, sizes and times and the library versions, so the next validation of the same
@@ -79,6 +80,11 @@ def load_tokenizer(model: str) -> Tok:
         cached = _tok_from_cache(key)
         if cached is not None:
             return cached
+    tok = tok_from_files(model)  # most models: read from their files with `tokenizers` alone (no transformers, no torch)
+    if tok is not None:
+        if key is not None:
+            _write_cache(key, tok.portable())
+        return tok
     path = Path(model).expanduser()
     stamp = 0.0
     if path.exists():
@@ -213,6 +219,65 @@ def _load_tokenizer(model: str, _stamp: float) -> Tok:
     spec = TokenizerSpec(model, template, dict(tokenizer.special_tokens_map), bos_id, bos, eos, stop_ids, stop_strings,
                          adds_bos, markers)
     return Tok(spec, backend, tokenizer)
+
+
+#: tokenizer classes whose tokenizer.json is the whole truth (no class code rewriting the post-processor)
+PLAIN_FAST_CLASSES = {None, "TokenizersBackend", "PreTrainedTokenizerFast", "GPT2Tokenizer", "GPT2TokenizerFast",
+                      "Qwen2Tokenizer", "Qwen2TokenizerFast"}
+_NAMED_SPECIALS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def _token_text(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def tok_from_files(model: str) -> Tok | None:
+    """The Tok of a local model folder built from tokenizer.json, tokenizer_config.json and chat_template.jinja with
+    the `tokenizers` library alone: what `_load_tokenizer` reads through transformers (~2 s of imports, plus
+    torch), for tokenizers whose files say it all -- a plain fast tokenizer class, no remote code, no add_bos /
+    add_eos rewriting, one chat template. None otherwise (transformers loads it). tests/test_doctor_cold_start.py
+    checks both give the same spec."""
+    path = Path(model).expanduser()
+    tj, tc = path / "tokenizer.json", path / "tokenizer_config.json"
+    if not (path.is_dir() and tj.is_file() and tc.is_file()):
+        return None
+    try:
+        cfg = json.loads(tc.read_text(encoding="utf-8"))
+        if (cfg.get("auto_map") or cfg.get("tokenizer_class") not in PLAIN_FAST_CLASSES
+                or any(k in cfg for k in ("add_bos_token", "add_eos_token", "add_prefix_space"))):
+            return None
+        template = cfg.get("chat_template")
+        if (path / "chat_template.jinja").is_file():
+            template = (path / "chat_template.jinja").read_text(encoding="utf-8")
+        elif (path / "chat_template.json").is_file():
+            template = json.loads((path / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
+        if template is not None and not isinstance(template, str):  # several named templates: transformers picks
+            return None
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_file(str(tj))
+    except Exception:  # anything unexpected: the transformers path decides
+        return None
+    special = {k: t for k in _NAMED_SPECIALS if (t := _token_text(cfg.get(k))) is not None}
+    bos, eos = special.get("bos_token"), special.get("eos_token")
+    bos_id = backend.token_to_id(bos) if bos else None
+    eos_id = backend.token_to_id(eos) if eos else None
+    if (bos and bos_id is None) or (eos and eos_id is None):
+        return None
+    stop_ids = {int(eos_id)} if eos_id is not None else set()
+    stop_ids.update(_generation_eos(str(path), True))
+    added = {str(t.content): int(i) for i, t in backend.get_added_tokens_decoder().items()}
+    for name in END_OF_TURN_TOKENS:
+        if name in added and template and name in template:
+            stop_ids.add(added[name])
+    stop_strings = [t for t in (backend.id_to_token(i) for i in sorted(stop_ids)) if t]
+    plain = backend.encode("a", add_special_tokens=True).ids
+    adds_bos = bool(plain) and bos_id is not None and plain[0] == bos_id
+    markers = bool(template and re.search(r"\{%-?\s*generation\s*-?%\}", template))
+    spec = TokenizerSpec(model, template, special, bos_id, bos, eos, stop_ids, stop_strings, adds_bos, markers)
+    return Tok(spec, backend, None)
 
 
 def _generation_eos(ref: str, local: bool) -> list[int]:
