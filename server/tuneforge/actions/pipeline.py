@@ -64,8 +64,8 @@ def plan_stage(spec: PipelineSpec, index: int, backend: str, submit: bool) -> St
         if index and spec.model != config.model:
             warnings.append("planned on the base model's architecture; it trains on the previous stage's output")
     elif isinstance(stage, GGUFStage):
-        est = StageEstimate(hardware="this machine (llama.cpp)" if backend == BackendName.LOCAL else "chosen at submit",
-                            cost_usd=0.0 if backend == BackendName.LOCAL else None,
+        est = StageEstimate(hardware="this machine (llama.cpp)" if backend != BackendName.HF else "chosen at submit",
+                            cost_usd=0.0 if backend != BackendName.HF else None,
                             notes=["merge, convert, quantize and the agreement check: minutes for a small model"])
         if backend == BackendName.HF and not stage.push_to:
             raise ConfigError(f"Stage {index} (gguf) runs on hf and pushes nowhere.", "Give the gguf stage push_to: owner/name-GGUF.",

@@ -168,6 +168,10 @@ def submit(action: Literal["resume", "retry"], job: Job, config: RunConfig, chan
             code="recovery.not_confirmed",
             details={"flavor": plan.flavor if plan else flavor, "hours": plan.hours if plan else None,
                      "cost_usd": plan.cost_usd if plan else None, "changes": [c.model_dump() for c in changes]})
+    if backend == BackendName.RAY and job.outputs.get("ray_address"):  # on the cluster the stopped job ran on
+        from ..backends.ray.connection import set_address
+
+        set_address(job.outputs["ray_address"])
     result = start_training(config, backend=backend, flavor=flavor, service=service)
     service.store.update(result.job_id, **links)
     return RecoveryResult(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..config import RunConfig
 from ..errors import ConfigError, TuneforgeError
-from ..flavors import launch_for_flavor
+from ..flavors import expected_launch, launch_for_flavor
 from ..planner.build import build_plan
 from ..planner.request import request_for_config
 from ..reports.dataset import DatasetReport
@@ -45,6 +45,9 @@ def resolve_launch(config: RunConfig, backend: str, flavor: str | None, plan: Pl
     """The config the job runs with: the plan's timeout unless one was given, the flavor's launch on hf."""
     if plan is not None and plan.timeout_seconds and "timeout_seconds" not in config.model_fields_set:
         config = config.model_copy(update={"timeout_seconds": plan.timeout_seconds})
+    if backend == BackendName.RAY and plan is not None and "launch" not in config.model_fields_set:
+        return config.model_copy(update={"launch": expected_launch(plan.gpus if plan.flavor and "cpu" not in plan.flavor
+                                                                   else 1, plan.distributed)})
     if backend != BackendName.HF or not flavor:
         return config
     if "launch" in config.model_fields_set:

@@ -19,7 +19,8 @@ def require_push_target(push_target: str | RunConfig | None, backend: str, *, ex
     `push_target`: the repo id, or a RunConfig (its push_to_hub)."""
     if isinstance(push_target, RunConfig):
         push_target = push_target.push_to_hub
-    if backend != BackendName.LOCAL and not push_target:
+    # ray: outputs land in the job folder's output_dir, which the cluster must share (docs/ray.md); a push is optional
+    if backend not in (BackendName.LOCAL, BackendName.RAY) and not push_target:
         raise ConfigError(
             "A Hugging Face Jobs run needs somewhere to push: the cloud machine is deleted when the job ends.",
             f"Add --push-to {example} (a model repo you can write to){local_hint}.",

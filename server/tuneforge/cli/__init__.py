@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
+    if getattr(args, "ray_address", None):  # --ray-address: RAY_ADDRESS for this process and what it starts
+        from ..backends.ray.connection import set_address
+
+        set_address(args.ray_address)
     try:
         code = args.handler(args)
     except TuneforgeError as exc:

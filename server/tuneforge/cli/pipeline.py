@@ -10,7 +10,7 @@ from rich.table import Table
 
 from . import output
 
-BACKENDS = ("local", "hf")
+BACKENDS = ("local", "hf", "ray")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     run_p = ps.add_parser("run", help="Plan every stage and start the pipeline (answers at once).")
     run_p.add_argument("file", help="The pipeline file (YAML or JSON).")
     run_p.add_argument("--backend", default="local", choices=BACKENDS, help="Where the stages run (default local).")
+    run_p.add_argument("--ray-address", metavar="URL", help="The Ray cluster for --backend ray: its dashboard address, e.g. http://HEAD:8265 (default: $RAY_ADDRESS).")
     run_p.add_argument("--notify", metavar="URL", help="Webhook told when the pipeline ends, with every stage's result "
                        "(or TUNEFORGE_NOTIFY_URL; a secret: never stored).")
     run_p.add_argument("--wait", action="store_true", help="Stay and show the stages until the pipeline ends.")
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan_p = ps.add_parser("plan", help="Hardware, time, cost and time limit per stage and in total; runs nothing.")
     plan_p.add_argument("file")
     plan_p.add_argument("--backend", default="local", choices=BACKENDS)
+    plan_p.add_argument("--ray-address", metavar="URL", help="The Ray cluster for --backend ray: its dashboard address, e.g. http://HEAD:8265 (default: $RAY_ADDRESS).")
     output.add_json_flag(plan_p)
     plan_p.set_defaults(handler=plan)
     for name, helptext, handler in (("status", "A pipeline's stages (restarts a driver that died).", status),

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rn.add_argument("file", help="The sweep file (YAML): base, space, metric, budget.")
     rn.add_argument("--plan", action="store_true", help="Only show the plan; submit nothing.")
     rn.add_argument("--yes", action="store_true", help="A paid (hf) sweep: the plan's cost is agreed, do not ask.")
+    rn.add_argument("--ray-address", metavar="URL", help="The Ray cluster for --backend ray: its dashboard address, e.g. http://HEAD:8265 (default: $RAY_ADDRESS).")
     output.add_json_flag(rn)
     rn.set_defaults(handler=cmd_run)
 
@@ -61,7 +62,7 @@ def render_plan(plan: Any) -> None:
     budget = plan.budget
     out.print(f"per trial up to {_money(plan.per_trial_cost_usd)}, total {_money(plan.total_cost_usd)}"
               + (f" (budget {_money(budget.max_cost_usd)})" if budget.max_cost_usd is not None else "")
-              + (f"; {budget.max_parallel} at a time" if plan.backend == "hf" else "; one at a time on this machine"))
+              + (f"; {budget.max_parallel} at a time" if plan.backend != "local" else "; one at a time on this machine"))
     for line in plan.notes:
         out.print(f"[dim]{escape(line)}[/dim]")
     for line in plan.warnings:

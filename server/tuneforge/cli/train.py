@@ -43,7 +43,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column-map", action="append", metavar="TARGET=SOURCE",
                    help="Rename a column, e.g. prompt=question (repeatable, or comma-separated: prompt=q,chosen=good).")
     p.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
-                   help="Where to run: local (default, this machine) or hf (Hugging Face Jobs, billed).")
+                   help="Where to run: local (default, this machine), hf (Hugging Face Jobs, billed) or ray (your Ray cluster).")
+    p.add_argument("--ray-address", metavar="URL", help="The Ray cluster for --backend ray: its dashboard address, e.g. http://HEAD:8265 (default: $RAY_ADDRESS).")
     p.add_argument("--flavor", help="Hugging Face Jobs hardware flavor (default: the planner's choice).")
     p.add_argument("--timeout", help="Job time limit, e.g. 45m, 2h (default: the planner's estimate x 1.3 + buffer).")
     p.add_argument("--max-steps", type=int, help="Stop after this many optimizer steps.")

@@ -41,8 +41,10 @@ def resume_point(job: Job) -> ResumePoint | None:
     """Where JOB can continue from; None when it saved no checkpoint (a Hub problem raises HubError)."""
     if job.config is None:
         return None
-    if job.backend != BackendName.HF:
-        return local_checkpoint(job.config)
+    if job.backend != BackendName.HF:  # local, and ray: the output folder the cluster shares (docs/ray.md)
+        found_here = local_checkpoint(job.config)
+        if found_here is not None or job.backend == BackendName.LOCAL or not job.config.push_to_hub:
+            return found_here
     if not job.config.push_to_hub:
         return None
     from ..backends.hf.checkpoints import hub_checkpoint

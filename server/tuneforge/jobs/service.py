@@ -186,7 +186,8 @@ class JobService:
                     price_per_hour = known.price_per_hour
         job_id = new_job_id()
         job_dir = job_folder(job_id)
-        if backend == "local" and not Path(config.output_dir).is_absolute():
+        # local, and ray (whose cluster writes where this machine reads: a shared filesystem, docs/ray.md)
+        if backend in (BackendName.LOCAL, BackendName.RAY) and not Path(config.output_dir).is_absolute():
             config = config.model_copy(update={"output_dir": str(job_dir / config.output_dir)})
         config_path = config.write(job_dir / "config.json")
         script, helpers = stage_template(paths.template_path(config.method), job_dir)
@@ -198,8 +199,8 @@ class JobService:
             timeout_seconds=config.timeout_seconds,
             gpus=gpus,
             distributed=distributed,
-            hub_token=backend != BackendName.LOCAL or needs_hub_token(config),
-            inputs=run_inputs(config) if backend != BackendName.LOCAL else [],
+            hub_token=backend == BackendName.HF or needs_hub_token(config),
+            inputs=run_inputs(config) if backend == BackendName.HF else [],
             labels={"tuneforge-job": job_id, "tuneforge-method": config.method, **(labels or {})},
             notify_url=notify_url,
         )

@@ -25,7 +25,7 @@ from .explain import (
     timeout_notes,
     unknown_rows_warning,
 )
-from .hardware import hardware_table, local_machine
+from .hardware import LocalMachine, hardware_table, local_machine
 from .model_source import resolve_architecture
 from .request import CONFIG_DATASET, PlanRequest, plan_request, request_for_config
 from .timeout import job_timeout
@@ -80,6 +80,14 @@ def build_plan(req: PlanRequest, *, report: DatasetReport | None = None) -> Plan
         table: HardwareTable | None = None
         hardware_source = (f"this machine: {machine.name}, {machine.memory_gb:g} GB "
                            f"{'GPU memory' if machine.device == 'cuda' else 'RAM'}")
+    elif req.backend == "ray":  # the cluster's own nodes (backends/ray/resources.py), read through Ray's state API
+        from ..backends.ray.resources import cluster_hardware, cpu_flavor
+
+        cluster = cluster_hardware()
+        table, hardware_source = cluster.table, cluster.source
+        machine = ray_cpu_machine(cluster.cpu_node) if cluster.cpu_node else None
+        candidates = (local_candidates(arch, req, stats, machine) if machine
+                      else hf_candidates(arch, req, stats, table))  # type: ignore[arg-type]
     else:
         machine = None
         table = hardware_table()
@@ -122,4 +130,17 @@ def build_plan(req: PlanRequest, *, report: DatasetReport | None = None) -> Plan
     )
     if req.budget_usd is not None:
         result = apply_budget(result, req, chosen, candidates)
+    if req.backend == "ray":
+        from ..backends.ray.multinode import explain_ray_plan
+
+        explain_ray_plan(result, cluster.cpu_node and cpu_flavor(cluster.cpu_node))
     return result
+
+
+def ray_cpu_machine(node: "object") -> LocalMachine:
+    """A CPU-only Ray cluster's biggest node, planned like one machine (planner/hardware.py's CPU rate)."""
+    from ..backends.ray.resources import CPU_GFLOPS_PER_CORE
+
+    return LocalMachine(device="cpu", name=f"Ray CPU node ({node.cpus} CPUs)", gpus=0, memory_gb=node.memory_gb,  # type: ignore[attr-defined]
+                        cores=node.cpus, peak_tflops=node.cpus * CPU_GFLOPS_PER_CORE / 1000,  # type: ignore[attr-defined]
+                        memory_bandwidth_gbs=20.0, bf16=True)

@@ -99,6 +99,8 @@ def _nothing_fits(arch: Architecture, req: PlanRequest, candidates: list[Candida
     elif req.flavor:
         fixes.append("pick a bigger --flavor or omit --flavor to let the planner choose")
         where = f"flavor {req.flavor}"
+    elif req.backend == "ray":
+        where = f"the Ray cluster's nodes ({machine.memory_gb:g} GB RAM)" if machine else "the Ray cluster's GPUs"
     else:
         where = "any Hugging Face Jobs flavor"
     fixes = [f for f in fixes if f]

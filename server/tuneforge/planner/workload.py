@@ -37,8 +37,8 @@ class RunShape(BaseModel):
 
 
 def device_for(req: PlanRequest, machine: LocalMachine | None) -> str:
-    """'cuda' or 'cpu': this machine's device for a local run, a GPU on Hugging Face Jobs."""
-    return machine.device if (req.backend == "local" and machine) else "cuda"
+    """'cuda' or 'cpu': this machine's (or a CPU-only Ray cluster node's) device, a GPU on Hugging Face Jobs."""
+    return machine.device if (req.backend in ("local", "ray") and machine) else "cuda"
 
 
 def gradient_checkpointing(req: PlanRequest, device: str) -> bool:

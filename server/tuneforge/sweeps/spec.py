@@ -73,7 +73,7 @@ class Space(Strict):
 class SweepFile(Strict):
     name: str | None = Field(default=None, max_length=100)
     base: dict[str, Any] | str = Field(description="A run config, or the path of one (relative to the sweep file).")
-    backend: Literal["local", "hf"] = "local"
+    backend: Literal["local", "hf", "ray"] = "local"
     flavor: str | None = Field(default=None, description="Hugging Face flavor of every trial (default: the plan's, "
                                "or the first of budget.flavors).")
     space: Space

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from ...records.pipelines import PipelinePlan, PipelineStatus
 from ..errors import tool_errors
+from .training import RayAddress, use_ray_address
 
 PipelineId = Annotated[str, Field(description="A pipeline id (pl-...) or a unique start of one.", min_length=4, max_length=64)]
 
@@ -41,7 +42,8 @@ def _spec(path: str | None, pipeline: dict[str, Any] | None):
 def plan_pipeline(
     path: Annotated[str | None, Field(description="A pipeline file (YAML or JSON).")] = None,
     pipeline: Annotated[dict[str, Any] | None, Field(description="The pipeline itself: {model, config, stages: [...]}.")] = None,
-    backend: Annotated[Literal["local", "hf"], Field(description="Where the stages would run.")] = "local",
+    backend: Annotated[Literal["local", "hf", "ray"], Field(description="Where the stages would run.")] = "local",
+    ray_address: RayAddress = None,
 ) -> PipelinePlan:
     """Hardware, time, cost and time limit of every stage of a pipeline and in total; runs nothing (later stages
     are planned on the base model's architecture). Use before run_pipeline, and show the user the totals before a
@@ -49,13 +51,15 @@ def plan_pipeline(
     from ...actions.pipeline import plan_pipeline as plan
 
     with tool_errors():
+        use_ray_address(ray_address)
         return plan(_spec(path, pipeline), backend=backend)
 
 
 def run_pipeline(
     path: Annotated[str | None, Field(description="A pipeline file (YAML or JSON).")] = None,
     pipeline: Annotated[dict[str, Any] | None, Field(description="The pipeline itself: {model, config, stages: [...]}.")] = None,
-    backend: Annotated[Literal["local", "hf"], Field(description="Where the stages run.")] = "local",
+    backend: Annotated[Literal["local", "hf", "ray"], Field(description="Where the stages run.")] = "local",
+    ray_address: RayAddress = None,
     confirmed: Annotated[bool, Field(description="Set true only after the user saw the plan's TOTAL cost and agreed; "
                                                "required once for backend='hf' (not per stage).")] = False,
     notify: Annotated[str | None, Field(description="A webhook told when the pipeline ends, with every stage's "
@@ -69,6 +73,7 @@ def run_pipeline(
     from ...actions.pipeline import run_pipeline as run
 
     with tool_errors():
+        use_ray_address(ray_address)
         started, plan = run(_spec(path, pipeline), backend=backend, confirmed=confirmed or backend == "local",
                             notify_url=notify, source=path)
     return PipelineStarted(pipeline_id=started.pipeline_id, state=started.state, plan=plan,

@@ -10,15 +10,16 @@ from ...config import RunConfig
 from ...reports.plan import Plan
 from ...types import BackendName, Method
 from ..errors import tool_errors
-from .training import run_config
+from .training import RayAddress, run_config, use_ray_address
 
 
 def plan_training(
     model: Annotated[str | None, Field(description="Base model: Hub id (e.g. Qwen/Qwen3-0.6B) or local model directory.")] = None,
     dataset: Annotated[str | None, Field(description="Training data (file, folder or Hub id): the plan counts its rows and tokens and runs the submit checks.")] = None,
     method: Annotated[Method | None, Field(description="Training method (default sft).")] = None,
-    backend: Annotated[BackendName, Field(description="'local' (default): this machine, free; 'hf': Hugging Face Jobs, priced per hour.")] = BackendName.LOCAL,
+    backend: Annotated[BackendName, Field(description="'local' (default): this machine, free; 'hf': Hugging Face Jobs, priced per hour; 'ray': the user's Ray cluster (ray_address), planned on its nodes.")] = BackendName.LOCAL,
     flavor: Annotated[str | None, Field(description="Plan on this Hugging Face Jobs flavor only (e.g. a10g-large) instead of the cheapest that fits.")] = None,
+    ray_address: RayAddress = None,
     config: Annotated[RunConfig | None, Field(description="A full training config (all RunConfig fields); the flat arguments override it.")] = None,
     config_path: Annotated[str | None, Field(description="A YAML/JSON training config file on this machine; the flat arguments and `config` override it.")] = None,
     column_map: Annotated[dict[str, str] | None, Field(description="Target column -> source column, as validate_dataset proposes.")] = None,
@@ -57,6 +58,7 @@ def plan_training(
                      push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds, max_cost_usd=max_cost_usd,
                      watchdog=watchdog)
     with tool_errors():
+        use_ray_address(ray_address)
         run_cfg, dataset_given = run_config(arguments, config, config_path, tool="plan_training", dataset_optional=True)
         return plan_run(run_cfg, backend=backend, flavor=flavor, dataset_given=dataset_given, rows=rows,
                         budget_usd=budget_usd)

@@ -10,6 +10,7 @@ from ...actions.sweep import SweepStarted
 from ...sweeps.report import SweepStatus
 from ...errors import TuneforgeError
 from ..errors import tool_errors
+from .training import RayAddress, use_ray_address
 
 SweepId = Annotated[str, Field(min_length=4, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                                description="A sweep id as run_sweep returns it, e.g. sw-20260101-120000-abc123.")]
@@ -21,6 +22,7 @@ def run_sweep(
     submit: Annotated[bool, Field(description="false: only the plan (trials, per-trial and total cost); true: start it.")] = True,
     confirmed: Annotated[bool, Field(description="Set true only after the user saw the plan's total cost and agreed; "
                                      "required for a sweep on backend hf (billed).")] = False,
+    ray_address: RayAddress = None,
 ) -> SweepStarted:
     """Plan a sweep (every trial's config and estimate, the total against budget.max_cost_usd) and start it:
     local trials queue for this machine one at a time, cloud trials run up to budget.max_parallel at once, and no
@@ -30,6 +32,7 @@ def run_sweep(
     from ...actions.sweep import run_sweep as run
 
     with tool_errors():
+        use_ray_address(ray_address)
         return run(path, confirmed=confirmed, submit=submit)
 
 

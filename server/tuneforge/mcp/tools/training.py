@@ -24,6 +24,18 @@ RUN_ARGUMENTS = ("model", "dataset", "method", "column_map", "eval_dataset", "ev
                  "max_cost_usd", "watchdog")
 
 
+RayAddress = Annotated[str | None, Field(description="backend='ray' only: the Ray cluster's dashboard address, e.g. "
+                                                    "http://head:8265 (default: $RAY_ADDRESS on the server).")]
+
+
+def use_ray_address(address: str | None) -> None:
+    """ray_address= is RAY_ADDRESS for this server process from now on (the planner and the backend read it)."""
+    if address:
+        from ...backends.ray.connection import set_address
+
+        set_address(address)
+
+
 def require_confirmation(backend: BackendName, confirmed: bool) -> None:
     """A Hugging Face Jobs run is billed: the agent must have shown the plan and heard the user agree."""
     if backend == BackendName.HF and not confirmed:
@@ -56,8 +68,9 @@ def submit_training(
     model: Annotated[str | None, Field(description="Base model: Hub id (owner/name) or local model directory.")] = None,
     dataset: Annotated[str | None, Field(description="Training data: local file/folder or Hub dataset id.")] = None,
     method: Annotated[Method | None, Field(description="Training method (default sft).")] = None,
-    backend: Annotated[BackendName, Field(description="'local' (default) runs here as a detached process; 'hf' runs on Hugging Face Jobs and is billed.")] = BackendName.LOCAL,
+    backend: Annotated[BackendName, Field(description="'local' (default) runs here as a detached process; 'hf' runs on Hugging Face Jobs and is billed; 'ray' runs on the user's Ray cluster (ray_address).")] = BackendName.LOCAL,
     flavor: Annotated[str | None, Field(description="Hugging Face Jobs hardware flavor (default: the plan's).")] = None,
+    ray_address: RayAddress = None,
     confirmed: Annotated[bool, Field(description="Set true only after the user saw the plan's cost and agreed; required for backend='hf'.")] = False,
     notify: Annotated[str | None, Field(description="A webhook URL (e.g. a Slack incoming webhook) that gets a JSON summary with a `text` field when the job ends, however it ends; default: $TUNEFORGE_NOTIFY_URL on the server. A secret: never stored or echoed.")] = None,
     config: Annotated[RunConfig | None, Field(description="A full training config (all RunConfig fields); the flat arguments override it.")] = None,
@@ -98,6 +111,7 @@ def submit_training(
                      push_to_hub=push_to_hub, merge=merge, timeout_seconds=timeout_seconds, max_cost_usd=max_cost_usd,
                      watchdog=watchdog)
     with tool_errors():
+        use_ray_address(ray_address)
         run_cfg, _ = run_config({**arguments, "max_restarts": max_restarts}, config, config_path, tool="submit_training")
         require_push_target(run_cfg, backend)
         require_confirmation(backend, confirmed)

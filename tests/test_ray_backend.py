@@ -1,0 +1,268 @@
+"""The ray backend: the planner on a cluster's nodes, the runtime env, and real jobs on a real Ray head.
+
+The fast tests need no cluster. The slow ones start a Ray head on this machine (tests/ray_cluster.py:
+`ray start --head --num-cpus 2`, CPU only) and submit through the same JobService, CLI and template as
+every backend: a stand-in script for the queue and cancel (seconds), the real SFT template on the tiny
+Llama for training, logs, the head stopped mid-job and the resume from the job folder's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from tuneforge.backends.ray import runtime
+from tuneforge.backends.ray.connection import RayConnection, RayError, address
+from tuneforge.backends.ray.resources import Node, entrypoint_resources
+from tuneforge.errors import ConfigError
+from tuneforge.jobs.service import JobService
+from tuneforge.jobs.workspace import job_folder
+from tuneforge.records import JobSpec, new_job_id
+
+REPO = Path(__file__).resolve().parent.parent
+ray = pytest.importorskip("ray.job_submission", reason="the ray extra is not installed")
+
+LLAMA_8B = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336,
+            "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+            "tie_word_embeddings": False, "max_position_embeddings": 8192}
+LLAMA_70B = {**LLAMA_8B, "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64}
+
+
+# ---- no cluster needed ----------------------------------------------------------------------------------
+def test_every_ray_job_status_maps_to_a_tuneforge_stage():
+    from ray.job_submission import JobStatus
+    from tuneforge.backends.ray.backend import STAGES
+
+    assert {s.value for s in JobStatus} == set(STAGES)
+    assert STAGES == {"PENDING": "SCHEDULING", "RUNNING": "RUNNING", "SUCCEEDED": "COMPLETED", "FAILED": "ERROR",
+                      "STOPPED": "CANCELED"}
+
+
+def test_the_address_comes_from_the_flag_or_ray_address_and_a_missing_one_says_how(monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(RayError) as exc:
+        address()
+    assert exc.value.code == "ray.address_missing" and "--ray-address" in exc.value.fix
+    monkeypatch.setenv("RAY_ADDRESS", "head.example:8265")
+    assert address() == "http://head.example:8265"
+    assert address("https://ray.team.example/") == "https://ray.team.example"
+    with pytest.raises(RayError) as exc:
+        address("ray://head:10001")
+    assert exc.value.code == "ray.client_address"
+
+
+def test_the_packages_come_from_the_templates_pep723_header_or_the_clusters_own_env(tmp_path, monkeypatch):
+    script = REPO / "templates" / "sft.py"
+    header = runtime.script_dependencies(script)
+    assert any(d.startswith("trl") for d in header) and any(d.startswith("torch") for d in header)
+    monkeypatch.delenv(runtime.PACKAGES_ENV, raising=False)
+    env = runtime.runtime_env(tmp_path, script, ["extra-pkg==1"], {"A": "1"})
+    assert env["working_dir"] == str(tmp_path) and env["pip"] == [*header, "extra-pkg==1"] and env["env_vars"] == {"A": "1"}
+    monkeypatch.setenv(runtime.PACKAGES_ENV, "uv")
+    assert runtime.runtime_env(tmp_path, script, [], {})["uv"] == header
+    monkeypatch.setenv(runtime.PACKAGES_ENV, "cluster")
+    env = runtime.runtime_env(tmp_path, script, [], {})
+    assert "pip" not in env and "uv" not in env
+    monkeypatch.setenv(runtime.PACKAGES_ENV, "conda")
+    with pytest.raises(ConfigError) as exc:
+        runtime.runtime_env(tmp_path, script, [], {})
+    assert exc.value.code == "ray.bad_packages_mode"
+
+
+def test_the_entrypoint_runs_the_template_from_the_working_dir_under_the_jobs_time_limit(tmp_path):
+    job_dir = tmp_path / "job"
+    args = runtime.job_args(["--config", str(job_dir / "config.json")], job_dir)
+    assert args == ["--config", "config.json"]
+    cmd = runtime.entrypoint(job_dir / "sft.py", args, 600, notify=True)
+    assert cmd == "timeout --kill-after=60 600 python _notify_after.py -- python sft.py --config config.json"
+
+
+def fake_cluster(monkeypatch, nodes: list[Node]) -> None:
+    from tuneforge.backends.ray import resources
+
+    monkeypatch.setattr(resources.RayConnection, "open", classmethod(lambda cls, given=None: RayConnection(None, "http://head:8265")))
+    monkeypatch.setattr(resources, "read_nodes", lambda conn: nodes)
+
+
+def write_model(root: Path, name: str, config: dict) -> str:
+    (root / name).mkdir(parents=True)
+    (root / name / "config.json").write_text(json.dumps(config))
+    return str(root / name)
+
+
+def test_the_planner_plans_on_the_clusters_gpus_one_gpu_then_fsdp_on_one_node_then_ray_train(tmp_path, monkeypatch):
+    from tuneforge.planner import plan
+
+    a100_node = Node(cpus=32, memory_gb=480.0, gpus=8, gpu_type="A100")
+    fake_cluster(monkeypatch, [a100_node, a100_node])
+    small = plan(write_model(tmp_path, "llama-8b", LLAMA_8B), backend="ray", peft="lora", rows=1000)
+    assert (small.flavor, small.gpus, small.distributed, small.cost_usd) == ("ray-A100x1", 1, None, 0.0)
+    assert "Ray cluster at http://head:8265: 2 node(s)" in small.hardware_source
+    assert any("entrypoint_num_gpus" in n for n in small.notes)
+
+    big = plan(write_model(tmp_path, "llama-70b-lora", LLAMA_70B), backend="ray", peft="lora", rows=1000)
+    assert big.gpus > 1 and big.distributed == "fsdp" and big.flavor == f"ray-A100x{big.gpus}", big.flavor  # one node
+    cpus, gpus = entrypoint_resources(big, JobSpec(script=Path("x.py")))
+    assert gpus == big.gpus and cpus == big.gpus
+    assert any("FSDP" in n for n in big.notes)
+
+    # a full fine-tune of a 70B model fits no single node of eight: only both nodes, through Ray Train
+    multi = plan(write_model(tmp_path, "llama-70b-full", LLAMA_70B), backend="ray", peft="none", rows=1000)
+    assert (multi.flavor, multi.gpus, multi.distributed) == ("ray-A100x16-2nodes", 16, "fsdp")
+    assert any("Ray Train" in n for n in multi.notes) and any("multi-node" in w for w in multi.warnings)
+    with pytest.raises(RayError) as exc:
+        entrypoint_resources(multi, JobSpec(script=Path("x.py")))
+    assert exc.value.code == "ray.multinode_not_submitted"
+
+
+# ---- a real Ray head --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_head():
+    from ray_cluster import RayHead
+
+    head = RayHead().start()
+    try:
+        yield head
+    finally:
+        head.close()
+
+
+@pytest.fixture
+def on_cluster(ray_head, monkeypatch):
+    """The cluster's address for this test; jobs run with the cluster's own Python (this venv)."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_head.address)
+    monkeypatch.setenv(runtime.PACKAGES_ENV, "cluster")
+    monkeypatch.setenv("TUNEFORGE_RAY_LOG_POLL_SECONDS", "0")
+    return ray_head
+
+
+FAKE = textwrap.dedent("""
+    import json, os, sys, time
+    P = "##tuneforge-event "
+    steps, delay = int(os.environ.get("FAKE_STEPS", "3")), float(os.environ.get("FAKE_DELAY", "0.1"))
+    print(f"fake job starting at {time.time()}", flush=True)
+    for i in range(1, steps + 1):
+        print(P + json.dumps({"type": "progress", "step": i, "total_steps": steps, "loss": 1.0 / i}), flush=True)
+        time.sleep(delay)
+    print("fake job done", flush=True)
+""")
+
+
+def submit_fake(service: JobService, **env: str):
+    job_id = new_job_id()
+    job_dir = job_folder(job_id)
+    (job_dir / "fake.py").write_text(FAKE)
+    return service.submit(JobSpec(script=job_dir / "fake.py", env=env), backend="ray", job_id=job_id, job_dir=job_dir)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_two_jobs_queue_on_a_one_job_cluster_cancel_stops_the_first_and_a_resubmit_never_duplicates(on_cluster, monkeypatch):
+    from ray.job_submission import JobSubmissionClient
+
+    monkeypatch.setenv("TUNEFORGE_RAY_NUM_CPUS", "2")  # the whole 2-CPU head: one job at a time
+    service = JobService()
+    first = submit_fake(service, FAKE_STEPS="600", FAKE_DELAY="0.1")
+    assert first.backend_job_id == f"tuneforge-{first.job_id}" and first.outputs["ray_resources"]["num_cpus"] == 2
+    wait_until(lambda: service.status(first.job_id).stage == "RUNNING", 90, "the first job RUNNING")
+    second = submit_fake(service, FAKE_STEPS="3", FAKE_DELAY="0.05")
+    time.sleep(3)
+    queued = service.status(second.job_id)
+    assert queued.stage == "SCHEDULING" and "waiting on the Ray cluster for free resources (2.0 CPUs" in queued.message
+
+    # a retried submit of the same job adopts Ray's job: still exactly one with its submission id
+    client = JobSubmissionClient(on_cluster.address)
+    again = service.backend("ray").submit(service.store.get(second.job_id), JobSpec(script=Path(second.job_dir) / "fake.py"))
+    assert again["backend_job_id"] == second.backend_job_id
+    assert [j.submission_id for j in client.list_jobs()].count(second.backend_job_id) == 1
+
+    wait_until(lambda: (service.status(first.job_id).progress or {}).get("step", 0) >= 2, 60, "progress from the log")
+    assert any(line.startswith("fake job starting") for line in service.logs(first.job_id, tail=50))
+    canceled = service.cancel(first.job_id)
+    assert canceled.stage == "CANCELED"
+    wait_until(lambda: str(client.get_job_status(first.backend_job_id)) in ("STOPPED", "JobStatus.STOPPED"), 60, "Ray STOPPED")
+    done = service.wait(second.job_id, timeout=120, poll_seconds=0.5)
+    assert done.stage == "COMPLETED" and done.progress["step"] == 3
+    began = next(float(line.rsplit(" ", 1)[1]) for line in service.logs(second.job_id, tail=None)
+                 if line.startswith("fake job starting at"))
+    assert began >= client.get_job_info(first.backend_job_id).end_time / 1000 - 1  # it ran only once the first stopped
+    assert service.logs(second.job_id, tail=5)[-1] == "fake job done"
+    assert service.status(first.job_id).stage == "CANCELED"  # Ray's STOPPED keeps the record CANCELED
+
+
+@pytest.mark.slow
+def test_the_tiny_model_trains_on_ray_survives_a_head_restart_as_error_and_resumes_from_its_checkpoint(
+        on_cluster, tiny_llama_dir, tmp_path, capsys, monkeypatch):
+    from cli_main import run_main
+    from notify_receiver import Receiver
+
+    data = tmp_path / "chats.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Say {i}."}, {"role": "assistant", "content": f"{i}."}]} for i in range(16)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: {tiny_llama_dir}\ndataset: {{path: {str(data)!r}, eval_fraction: 0}}\nmax_length: 32\n"
+                      "eval_prompts: []\ntrain: {per_device_batch_size: 2, logging_steps: 1, save_steps: 5}\n")
+    monkeypatch.delenv("RAY_ADDRESS")  # the flag alone names the cluster
+    with Receiver() as rx:
+        monkeypatch.setenv("TUNEFORGE_NOTIFY_URL", rx.url)
+        planned = run_main(capsys, "plan", "--config", str(config), "--backend", "ray", "--ray-address", on_cluster.address,
+                           "--max-steps", "400", "--json")
+        assert planned.returncode == 0, planned.stderr
+        plan = json.loads(planned.stdout)
+        assert plan["flavor"] == "ray-cpu2" and "Ray cluster at" in plan["hardware_source"], plan
+        started = run_main(capsys, "train", "--config", str(config), "--backend", "ray", "--ray-address", on_cluster.address,
+                           "--max-steps", "400", "--json")
+        assert started.returncode == 0, started.stderr
+        job_id = json.loads(started.stdout)["job_id"]
+        service = JobService()
+        job = service.store.get(job_id)
+        assert job.outputs["ray_resources"] == {"num_cpus": 2.0, "num_gpus": 0.0}  # from the plan: the whole node
+
+        # mid-job (a checkpoint saved), the head goes down: the record waits, saying so, then the head returns
+        out = Path(job.config.output_dir)
+        wait_until(lambda: any((out / "checkpoints").glob("checkpoint-*/trainer_state.json")), 300, "a checkpoint")
+        running = service.status(job_id)
+        assert running.stage == "RUNNING" and running.progress["step"] >= 5
+        on_cluster.stop()
+        down = service.status(job_id)
+        assert down.stage == "RUNNING" and "does not answer" in down.message
+        on_cluster.start()
+        lost = service.status(job_id)
+        assert lost.stage == "ERROR" and lost.message.startswith("lost:") and "head restarted" in lost.message
+        assert lost.finished_at and "tuneforge jobs resume" in lost.message
+        assert any("step" in line or "loss" in line for line in service.logs(job_id, tail=200))  # the saved log
+
+        resumed = run_main(capsys, "jobs", "resume", job_id, "--json")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        new_id = json.loads(resumed.stdout)["job_id"]
+        done = service.wait(new_id, timeout=600, poll_seconds=1.0)
+        assert done.stage == "COMPLETED", (done.message, service.logs(new_id, tail=40))
+        assert done.resumed_from == job_id and done.config.resume_from_checkpoint
+        assert done.outputs["result"]["steps"] == 400 and Path(done.outputs["result"]["adapter_dir"]).is_dir()
+        logs = run_main(capsys, "jobs", "logs", new_id)
+        assert logs.returncode == 0 and "resum" in logs.stdout.lower()
+        rx.wait_for(1, timeout=60)
+        assert rx.bodies()[-1]["job_id"] == new_id
+
+        # the notification URL (a secret) reached the job only as env: not in either job folder, record or log
+        secret = rx.secret_path
+        for jid in (job_id, new_id):
+            rec = service.store.get(jid)
+            assert secret not in rec.model_dump_json()
+            for f in Path(rec.job_dir).rglob("*"):
+                if f.is_file() and f.stat().st_size < 5_000_000:
+                    assert secret not in f.read_text(errors="replace"), f
+            assert secret not in "\n".join(service.logs(jid, tail=None))
