@@ -13,7 +13,7 @@ KNOWN_TOP_KEYS = {
     "model", "dataset", "method", "peft", "train", "method_args", "max_length", "packing", "padding_free",
     "assistant_only_loss", "system_prompt", "seed", "output_dir", "merge", "push_to_hub", "hub_private",
     "trackio", "launch", "timeout_seconds", "eval_prompts", "max_new_tokens", "eval", "watchdog", "max_cost_usd",
-    "resume_from_checkpoint", "max_restarts",
+    "resume_from_checkpoint", "max_restarts", "speed",
 }
 
 

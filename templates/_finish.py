@@ -239,6 +239,8 @@ def write_model_card(path: Path, cfg: dict, result: dict, *, tag: str, intro: st
 def save_and_finish(trainer, tokenizer, peft_config, cfg: dict, out_dir: Path, result: dict, t_start: float,
                     write_card) -> int:
     """Save the adapter (merged on request) or full model, write the card and result.json, push when asked."""
+    if not trainer.is_world_process_zero() and (cfg.get("launch") or {}).get("strategy") in (None, "none", "ddp"):
+        return 0  # a DDP rank other than 0 holds the same weights: rank 0 saves and reports, once
     emit("status", message="saving")
     if peft_config is not None:
         adapter_dir = out_dir / "adapter"

@@ -21,10 +21,13 @@ def warmup_steps(ratio: float, max_steps) -> float | int:
     return ratio
 
 
-def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eval: bool, seed: int) -> dict:
-    """The TrainingArguments every method sets the same way; each template adds its own and builds its *Config."""
+def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eval: bool, seed: int,
+                 speed: dict | None = None) -> dict:
+    """The TrainingArguments every method sets the same way; each template adds its own and builds its *Config.
+    speed: the run's throughput decisions (templates/_speed.py choose), where the template makes them."""
     tcfg = cfg["train"]
-    grad_ckpt = tcfg.get("gradient_checkpointing")
+    speed = speed or {}
+    grad_ckpt = speed.get("gradient_checkpointing", tcfg.get("gradient_checkpointing"))
     if grad_ckpt is None:
         grad_ckpt = on_gpu
     save_steps = tcfg.get("save_steps")
@@ -40,7 +43,8 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         lr_scheduler_type=tcfg["lr_scheduler"],
         warmup_steps=warmup_steps(float(tcfg["warmup_ratio"]), tcfg.get("max_steps")),
         weight_decay=float(tcfg["weight_decay"]),
-        optim=tcfg.get("optimizer", "adamw_torch"),
+        optim=speed.get("optimizer") or tcfg.get("optimizer", "adamw_torch"),
+        train_sampling_strategy="group_by_length" if speed.get("group_by_length") else "random",
         logging_steps=int(tcfg["logging_steps"]),
         logging_nan_inf_filter=False,  # a NaN/inf loss is logged as it is, for the watchdog (_guards.py) to see
         save_strategy="steps",  # save_steps None: every 10% of the steps, so a stopped run can resume (jobs resume)
@@ -56,7 +60,8 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         project=tr.get("project") or "tuneforge",
         run_name=tr.get("run_name") or os.environ.get("TUNEFORGE_JOB_ID"),
         trackio_space_id=tr.get("space_id"),
-        include_num_input_tokens_seen="non_padding",
+        # padding-free batches hold no padding (and a pad id that is also eos would be miscounted as padding)
+        include_num_input_tokens_seen="all" if speed.get("padding_free") else "non_padding",
         push_to_hub=bool(cfg.get("push_to_hub")),
         hub_model_id=cfg.get("push_to_hub"),
         hub_strategy="checkpoint",  # every save also pushes `last-checkpoint` (optimizer included): a cloud run resumes from it
@@ -126,3 +131,33 @@ def metrics_callback(metrics: dict):
     """progress_callback whose events carry a method's METRICS (TRL log key -> event field), eval_loss on evaluations."""
     return progress_callback(step_fields=lambda logs: metric_fields(logs, metrics),
                              eval_fields=lambda logs: {"eval_loss": logs["eval_loss"], **metric_fields(logs, metrics, "eval_")})
+
+
+MIN_SAVE_INTERVAL_S = 120.0  # default saves (every 10% of the steps) are skipped within this long of the last one
+
+
+def save_throttle_callback(cfg: dict, min_interval_s: float = MIN_SAVE_INTERVAL_S):
+    """With save_steps unset (every 10% of the steps), skip a scheduled checkpoint that comes within
+    min_interval_s of the previous one (or of the start), except at the last step: a short run does not spend
+    its time writing adapters and optimizer states, and a stopped run loses at most max(10% of the steps,
+    min_interval_s) of work. None when the config names save_steps (kept exactly)."""
+    if cfg["train"].get("save_steps"):
+        return None
+    from transformers import TrainerCallback
+
+    class SaveThrottle(TrainerCallback):
+        def __init__(self):
+            self.last = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.last = time.time()
+
+        def on_step_end(self, args, state, control, **kw):
+            if not control.should_save or self.last is None:
+                return
+            if state.global_step < state.max_steps and time.time() - self.last < min_interval_s:
+                control.should_save = False
+            else:
+                self.last = time.time()
+
+    return SaveThrottle()

@@ -47,8 +47,10 @@ from _events import emit, fail  # noqa: E402
 from _config import KNOWN_TOP_KEYS  # noqa: E402, F401  (part of every template's surface)
 from _launch import begin, start_run  # noqa: E402
 from _data import load_splits  # noqa: E402
-from _model import end_of_turn_ids, load_policy, load_tokenizer, lora_config  # noqa: E402
-from _trainer import progress_callback, trainer_args  # noqa: E402
+from _model import end_of_turn_ids, load_policy, load_tokenizer, load_unsloth, lora_config, model_type  # noqa: E402
+from _speed import apply_liger, apply_threads, compact_lm_head  # noqa: E402
+from _speed import choose as choose_speed  # noqa: E402
+from _trainer import progress_callback, save_throttle_callback, trainer_args  # noqa: E402
 from _finish import before_after, train_and_finish  # noqa: E402
 from _finish import write_model_card as write_card  # noqa: E402
 
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
 
     seed, out_dir, precision, on_gpu = start_run(cfg)
     pcfg, dcfg = cfg["peft"], cfg["dataset"]
+    speed = choose_speed(cfg, on_gpu, model_type(cfg))  # throughput knobs, one place (_speed.py)
+    apply_threads(speed)
 
     tokenizer = load_tokenizer(cfg)
     end_ids = end_of_turn_ids(tokenizer)
@@ -197,23 +201,32 @@ def main(argv: list[str] | None = None) -> int:
                                "(chat template not prefix-preserving)")
 
     emit("status", message="loading model")
-    model = load_policy(cfg, precision, on_gpu, end_ids)
     peft_config = lora_config(pcfg)
+    unsloth = load_unsloth(cfg, precision, max_length) if speed["engine"] == "unsloth" else None
+    if unsloth is not None:
+        model = unsloth[0]  # LoRA already applied by Unsloth
+    else:
+        model = load_policy(cfg, precision, on_gpu, end_ids, speed["attention"])
+        if speed["liger"]:
+            apply_liger(model)
+    if speed["compact_lm_head"]:
+        compact_lm_head()
     sft_args = SFTConfig(
-        **trainer_args(cfg, out_dir, precision, on_gpu, eval_ds is not None, seed),
-        max_length=max_length,
+        **trainer_args(cfg, out_dir, precision, on_gpu, eval_ds is not None, seed, speed=speed),
+        max_length=None if speed["padding_free"] else max_length,  # rows are truncated to max_length above
         packing=bool(cfg.get("packing")),
-        padding_free=bool(cfg.get("padding_free")),
+        padding_free=speed["padding_free"],
         assistant_only_loss=False,  # masks are computed above, from the model's own template
         completion_only_loss=False,
         dataset_text_field="text",
     )
     trainer = SFTTrainer(model=model, args=sft_args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=[progress_callback(eval_before_training=False)])
+                         processing_class=tokenizer, peft_config=None if unsloth is not None else peft_config,
+                         callbacks=[cb for cb in (progress_callback(eval_before_training=False), save_throttle_callback(cfg)) if cb])
 
     result: dict = {"base_model": cfg["model"], "method": "sft", "peft": pcfg["kind"], "precision": precision,
-                    "device": "cuda" if on_gpu else "cpu", "data": data_stats,
+                    "device": "cuda" if on_gpu else "cpu", "data": data_stats, "speed": speed,
+                    "processes": int(os.environ.get("WORLD_SIZE", "1")),
                     "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds is not None else 0}
     return train_and_finish(trainer, tokenizer, peft_config, cfg, out_dir, result, t_start, evaluate=evaluate_into,
                             has_eval=eval_ds is not None, write_card=write_model_card)

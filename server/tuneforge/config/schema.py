@@ -31,6 +31,7 @@ from ..templates._shared.rewards import REWARD_NAMES, reward_choices, unknown_re
 from ..types import Method
 from .files import config_error, load_mapping
 from .guards import WatchdogSpec
+from .speed import SpeedSpec
 
 # A Hub repo id: "name" or "owner/name"; letters, digits, '-', '_', '.'; no '..', no leading '-' or '.'.
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -229,7 +230,7 @@ class LaunchSpec(Strict):
     under `accelerate launch` when gpus > 1."""
 
     gpus: int = Field(default=1, ge=1, le=64)
-    strategy: Literal["none", "ddp", "fsdp"] = "none"
+    strategy: Literal["none", "ddp", "fsdp", "deepspeed"] = "none"  # deepspeed: ZeRO-3, else fsdp
 
 
 class EvalSpec(Strict):
@@ -284,7 +285,8 @@ class RunConfig(Strict):
     method_args: MethodSpec = Field(default_factory=MethodSpec)
     max_length: int = Field(default=1024, ge=16, le=262144)
     packing: bool = False
-    padding_free: bool = False
+    padding_free: bool | None = Field(default=None, description="Flatten each batch into one row with position_ids "
+                                      "(no padding). None: on unless packing (see `speed`).")
     assistant_only_loss: bool = Field(default=True, description="Train only on assistant turns (SFT, conversational data).")
     system_prompt: str | None = Field(default=None, max_length=20000, description="Stored as data; never executed.")
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
@@ -303,6 +305,8 @@ class RunConfig(Strict):
     max_new_tokens: int = Field(default=96, ge=1, le=4096)
     eval: EvalSpec | None = Field(default=None, description="Held-out metrics before and after training (see EvalSpec).")
     watchdog: WatchdogSpec = Field(default_factory=WatchdogSpec, description="Stop a diverging run (see WatchdogSpec).")
+    speed: SpeedSpec = Field(default_factory=SpeedSpec, description="Training-throughput knobs (see SpeedSpec); "
+                             "auto by default.")
     max_cost_usd: float | None = Field(default=None, gt=0, description="Spending limit in US dollars: refused at submit "
                                        "when the plan's estimate exceeds it; a paid job stops (after a checkpoint) "
                                        "when its cost reaches it. Local runs are free: recorded, never stopped.")
