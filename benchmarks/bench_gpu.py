@@ -51,6 +51,10 @@ CASES = {
     "8b-lora": ("8b", "lora", 4, 1024), "8b-qlora": ("8b", "qlora", 4, 1024),
 }
 QUICK = ["0.5b-lora", "0.5b-full"]
+# --cpu-smoke: the whole script on a CPU with a 2-layer model, to check its plumbing where no GPU is lent
+ARCHS["tiny"] = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                 "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 49152, "tie_word_embeddings": True}
+CASES["tiny-lora"] = ("tiny", "lora", 2, 128)
 
 
 def build_model(name: str, workdir: Path, tokenizer_dir: str) -> Path:
@@ -61,7 +65,7 @@ def build_model(name: str, workdir: Path, tokenizer_dir: str) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     config = AutoConfig.for_model(**ARCHS[name], max_position_embeddings=4096)
-    with torch.device("cuda"):
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     tmp = target.with_name(target.name + ".tmp")
     model.save_pretrained(tmp)
@@ -93,11 +97,11 @@ def prediction(name: str, peft: str, batch: int, seq: int, gpu_name: str) -> dic
             "predicted_tokens_per_second": peak * 1e12 * u / flops if peak else None}
 
 
-def run_side(side: str, model: Path, data: Path, peft: str, batch: int, seq: int, steps: int, out: Path) -> dict:
-    sys.path.insert(0, str(HERE))
+def run_side(side: str, model: Path, data: Path, evals: Path, peft: str, batch: int, seq: int, steps: int,
+             out: Path) -> dict:
     import bench_sft
 
-    spec = {"model": str(model), "train": str(data), "eval": str(data), "steps": steps, "batch": batch, "out": str(out),
+    spec = {"model": str(model), "train": str(data), "eval": str(evals), "steps": steps, "batch": batch, "out": str(out),
             "peft": peft, "max_length": seq}
     return bench_sft.run_child(side, spec)
 
@@ -110,22 +114,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--with-trl", action="store_true", help="Also run TRL's SFTTrainer with its defaults per case.")
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "tf-bench-gpu"))
     parser.add_argument("--results", default=str(HERE / "results"))
+    parser.add_argument("--cpu-smoke", action="store_true", help="Check the script on a CPU: a 2-layer model, 2 steps.")
     args = parser.parse_args(argv)
     import torch
 
-    if not torch.cuda.is_available():
+    if args.cpu_smoke:
+        args.cases, args.steps, args.quick = "tiny-lora", 2, False
+    elif not torch.cuda.is_available():
         print("No CUDA GPU here: run this on a GPU machine (bench_sft.py measures the CPU).", file=sys.stderr)
         return 2
     from bench_sft import default_model
     from bench_validate import generate
 
-    gpu = torch.cuda.get_device_name(0)
-    total_gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    on_gpu = torch.cuda.is_available()
+    gpu = torch.cuda.get_device_name(0) if on_gpu else "CPU"
+    total_gib = torch.cuda.get_device_properties(0).total_memory / 2**30 if on_gpu else 1e9
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    data = workdir / "chats-2000.jsonl"
+    data, evals = workdir / "chats-2000.jsonl", workdir / "chats-eval-64.jsonl"
     if not data.exists():
         generate(data, 2000)
+    if not evals.exists():
+        generate(evals, 64, seed=1)
     tokenizer_dir = default_model()
     names = QUICK if args.quick else [c.strip() for c in (args.cases or ",".join(CASES)).split(",") if c.strip()]
     rows = []
@@ -141,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         for side in (["tuneforge", "trl"] if args.with_trl else ["tuneforge"]):
             out = Path(tempfile.mkdtemp(prefix=f"{case}-{side}-", dir=workdir))
             try:
-                r = run_side(side, model, data, peft, batch, seq, args.steps, out)
+                r = run_side(side, model, data, evals, peft, batch, seq, args.steps, out)
             except SystemExit as exc:  # a side that fails (OOM, a missing kernel) is a row, not the end of the run
                 row[f"{side}_error"] = str(exc)[-300:]
                 continue

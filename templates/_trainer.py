@@ -32,7 +32,10 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         grad_ckpt = on_gpu
     save_steps = tcfg.get("save_steps")
     tr = cfg.get("trackio") or {}
+    # group_by_length only when chosen: a method's own config keeps its sampler otherwise (KTO's is sequential)
+    sampling = {"train_sampling_strategy": "group_by_length"} if speed.get("group_by_length") else {}
     return dict(
+        **sampling,
         output_dir=str(out_dir / CHECKPOINTS_DIR),
         num_train_epochs=float(tcfg["epochs"]),
         max_steps=int(tcfg["max_steps"]) if tcfg.get("max_steps") else -1,
@@ -44,7 +47,6 @@ def trainer_args(cfg: dict, out_dir: Path, precision: str, on_gpu: bool, has_eva
         warmup_steps=warmup_steps(float(tcfg["warmup_ratio"]), tcfg.get("max_steps")),
         weight_decay=float(tcfg["weight_decay"]),
         optim=speed.get("optimizer") or tcfg.get("optimizer", "adamw_torch"),
-        train_sampling_strategy="group_by_length" if speed.get("group_by_length") else "random",
         logging_steps=int(tcfg["logging_steps"]),
         logging_nan_inf_filter=False,  # a NaN/inf loss is logged as it is, for the watchdog (_guards.py) to see
         save_strategy="steps",  # save_steps None: every 10% of the steps, so a stopped run can resume (jobs resume)
