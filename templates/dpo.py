@@ -77,6 +77,12 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     cfg, t_start = begin(argv, __doc__, __file__)
+    from _vision import is_vlm
+
+    if is_vlm(cfg):  # a vision-language model: its processor, images and a frozen vision tower (_vision_train.py)
+        from _vision_train import train_dpo_vlm
+
+        return train_dpo_vlm(cfg, t_start, evaluate=evaluate_into, write_card=write_model_card, metrics=METRICS)
     from trl import DPOConfig, DPOTrainer
 
     seed, out_dir, precision, on_gpu = start_run(cfg)

@@ -169,6 +169,12 @@ def evaluate_into(trainer, result: dict, when: str) -> None:
 # ---- main -----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     cfg, t_start = begin(argv, __doc__, __file__)
+    from _vision import is_vlm
+
+    if is_vlm(cfg):  # a vision-language model: its processor, images and a frozen vision tower (_vision_train.py)
+        from _vision_train import train_sft_vlm
+
+        return train_sft_vlm(cfg, t_start, evaluate=evaluate_into, write_card=write_model_card)
     from datasets import DatasetDict  # noqa: F401  (import check)
     from trl import SFTConfig, SFTTrainer
 

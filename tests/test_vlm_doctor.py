@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-
 from tuneforge.doctor import validate
 from vlm_fixtures import build_tiny_vlm, write_llava_rows, write_rlaif_rows
 
@@ -20,7 +19,7 @@ from vlm_fixtures import build_tiny_vlm, write_llava_rows, write_rlaif_rows
 def tiny_vlm_dir(smollm2_dir: Path) -> Path:
     from conftest import test_cache_dir
 
-    return build_tiny_vlm(test_cache_dir() / "tiny-idefics3-h256", smollm2_dir)
+    return build_tiny_vlm(test_cache_dir() / "tiny-idefics3-h256-v2", smollm2_dir)
 
 
 def _png(size=(40, 30), mode="RGB") -> bytes:

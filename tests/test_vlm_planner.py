@@ -9,9 +9,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from tuneforge.planner import plan
-from tuneforge.planner.architecture import count_parameters, from_config, lora_parameters
+from tuneforge.planner.architecture import (
+    count_parameters,
+    from_config,
+    lora_parameters,
+)
 from tuneforge.planner.memory import Workload, memory_breakdown
 
 CONFIGS = Path(__file__).parent / "data" / "vlm" / "configs"

@@ -37,14 +37,17 @@ def build_tiny_vlm(target: Path, tokenizer_dir: Path, *, hidden: int = 256, seed
         Idefics3ForConditionalGeneration,
         Idefics3Processor,
     )
-    from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+    from transformers.models.idefics3.image_processing_pil_idefics3 import (
+        Idefics3ImageProcessorPil,
+    )
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     tok.add_special_tokens({"additional_special_tokens": IMAGE_TOKENS})
     torch.manual_seed(seed)
     vocab = len(tok)
     cfg = Idefics3Config(
-        text_config={"model_type": "llama", "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": hidden * 2,
+        # architectures as SmolVLM's config.json says it: llama.cpp's converter picks the text model by it
+        text_config={"model_type": "llama", "architectures": ["VLlama3ForCausalLM"], "vocab_size": vocab, "hidden_size": hidden, "intermediate_size": hidden * 2,
                      "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
                      "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "tie_word_embeddings": False,
                      "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,

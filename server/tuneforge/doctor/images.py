@@ -263,3 +263,33 @@ def base_dirs(files: list[Path], root: Path | None, hub: bool) -> list[Path | No
     if root is None:
         return [files[0].parent.resolve() if files else None]
     return [p.parent.resolve() for p in files]
+
+
+def referenced_image_files(source_path: Path) -> list[Path]:
+    """The local image files a dataset's rows name by path (what a cloud job must carry beside the data):
+    existing files only, each once, in the order first named. Hub datasets and images as bytes name none."""
+    from .row_records import Record
+    from .sources import open_source
+
+    src = open_source(str(source_path))
+    if src.kind == "hub":
+        return []
+    bases = base_dirs(src.files, src.root, False)
+    index = {name: i for i, name in enumerate(src.file_names())}
+    found: dict[Path, None] = {}
+    for item in src.records():
+        if not isinstance(item, Record):
+            continue
+        column = image_column(item.value)
+        if column is None:
+            continue
+        base = bases[index.get(item.file, 0)] if bases else None
+        for ref in row_images(item.value[column]):
+            path = ref.get("path") if type(ref) is dict and ref.get("bytes") is None else ref
+            if type(path) is not str or path.startswith(("http://", "https://", "data:")):
+                continue
+            p = Path(path).expanduser()
+            p = p if p.is_absolute() or base is None else base / p
+            if p.is_file():
+                found.setdefault(p.resolve(), None)
+    return list(found)

@@ -25,6 +25,7 @@ from ..errors import MissingDependency, TuneforgeError
 from ..reports.gguf import GGUFFile, GGUFReport
 from ..templates._shared.gguf_checks import eval_prompts
 from ..templates._shared.model_files import stage_model_folder
+from . import mmproj as mm
 from . import modelfile as mf
 from . import source as src
 from . import toolchain as tcm
@@ -90,7 +91,9 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
         step("Building the llama.cpp toolchain (once per machine, 8-16 minutes)")
     tc = tcm.ensure()
     arch_dir = source.base_path if source.kind == "adapter" else source.path
-    src.check_architecture(source.architecture, str(arch_dir), Path(tc.llama_cpp_dir), tc.commit)
+    vlm = mm.is_vlm_dir(Path(str(arch_dir)))  # the converter reads a VLM's language model by its text_config's name
+    src.check_architecture(mm.text_architecture(Path(str(arch_dir))) if vlm else source.architecture, str(arch_dir),
+                           Path(tc.llama_cpp_dir), tc.commit)
     step("Checked inputs, disk space and toolchain")
 
     log = out_dir / LOG_NAME
@@ -101,6 +104,14 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
     notes: list[str] = []
     trust = trust_remote_code
     try:
+        if vlm:  # a vision-language model: its GGUF and the mmproj GGUF (mmproj.py)
+            report = mm.run_vlm_export(source, quant_types, out_dir, tc=tc, log=log, work=work, step=step)
+            (out_dir / "gguf-report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+            if not report.passed:
+                raise verify_failed(report, None, push_to, log)
+            if push_to:
+                report.notes.append(f"Not pushed to {push_to}: pushing a vision-language GGUF pair is not supported yet.")
+            return report
         model_dir = stage_model_folder(Path(source.path), work / "model", trust_remote_code=trust)
         if needs_merge:
             step(f"Merging the LoRA adapter into {source.base_model}")

@@ -44,5 +44,11 @@ def run_inputs(config: RunConfig) -> list[RunInput]:
     for field, ref, what in (("dataset", config.dataset.path, "dataset"), ("eval_dataset", config.dataset.eval_path, "eval dataset"),
                              ("eval_block", block, "eval block's held-out file")):
         if ref and Path(ref).is_absolute():
-            inputs.append(RunInput(field=field, root=Path(ref), files=dataset_files(Path(ref), what)))
+            files = dataset_files(Path(ref), what)
+            if field != "eval_block":  # a vision dataset's images travel with it (doctor/images.py)
+                from ..doctor.images import referenced_image_files
+
+                base = Path(ref).resolve() if Path(ref).is_dir() else Path(ref).resolve().parent
+                files += [f for f in referenced_image_files(Path(ref)) if f not in files and f.is_relative_to(base)]
+            inputs.append(RunInput(field=field, root=Path(ref), files=files))
     return inputs

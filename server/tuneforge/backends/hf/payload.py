@@ -41,6 +41,9 @@ def ship(payload: Payload, run_input: RunInput, dest: str) -> str:
     root = run_input.root
     if root.is_file():
         payload.files[f"{dest}/{root.name}"] = root
+        for f in run_input.files:  # files beside it that it names (a vision dataset's images), in their places
+            if f != root and f.resolve().is_relative_to(root.parent.resolve()):
+                payload.files[f"{dest}/{f.resolve().relative_to(root.parent.resolve()).as_posix()}"] = f
         return f"{MOUNT}/{dest}/{root.name}"
     for f in run_input.files:
         payload.files[f"{dest}/{f.relative_to(root).as_posix()}"] = f
