@@ -113,3 +113,16 @@ def test_image_tokens_are_counted_with_the_models_processor(tmp_path: Path, tiny
     assert im.max_row_image_tokens == len(ids) - len(plain) > 4
     assert im.image_tokens == round(im.tokens_per_image * 24)
     assert report.ready, [p.message for p in report.problems if p.blocking]
+
+
+def test_validate_shows_the_images_and_names_the_broken_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli_main import run_main
+
+    data = write_llava_rows(tmp_path / "llava", rows=12)
+    (data.parent / "images" / "img1.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    out = run_main(capsys, "validate", str(data))
+    assert out.returncode == 1
+    assert "Images (images): 12 in 12 row(s), 10 decoded, 0 missing, 2 corrupt; 32x32 to 64x48" in out.stdout
+    assert "image_corrupt line 2" in out.stdout and "img1.png does not decode" in out.stdout
+    report = json.loads(run_main(capsys, "validate", str(data), "--json").stdout)
+    assert report["images"]["corrupt"] == 2 and report["methods"]["sft"]["status"] == "incompatible"
