@@ -217,7 +217,8 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     startup = run_child("startup", model)["seconds"]
     print(f"model: {model}\ncpus: {cpus}, load average at start: {load:.1f}  workdir: {workdir}")
-    print(f"start-up (import transformers + load the tokenizer), paid by both sides: {startup:.1f} s\n")
+    print(f"start-up (import transformers + load the tokenizer), paid by the naive side (by ours only for tokenizers "
+          f"its files cannot describe): {startup:.1f} s\n")
     home = Path(tempfile.mkdtemp(prefix="tf-bench-home-"))  # tuneforge's tokenizer cache starts empty
     header = (f"{'rows':>15} | {'ours s':>7} {'naive s':>8} {'speedup':>7} | {'ours CPU':>8} {'naive CPU':>9} {'CPU x':>6} | "
               f"{'ours RSS':>8} {'naive RSS':>9} | {'ex-startup':>10}")
@@ -252,8 +253,8 @@ def main() -> None:
     print("\nTimes are wall-clock seconds for the whole process, start-up included; CPU is user+sys of the process")
     print("and its children; RSS is the peak of the process tree (summed while processes run together);")
     print("ex-startup (cold row) is the speedup once the start-up both sides pay is subtracted from both.")
-    print("cold: tuneforge's tokenizer cache is empty (it loads the tokenizer through transformers and caches")
-    print("what it needs); warm: a previous validation of this model filled it (no transformers/torch import).")
+    print("cold: tuneforge's tokenizer cache is empty (a plain fast tokenizer is read from its files with `tokenizers`")
+    print("alone, others through transformers; then cached); warm: a previous validation of this model filled it.")
     for note in notes:
         print(note)
 
