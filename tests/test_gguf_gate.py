@@ -302,3 +302,43 @@ def test_a_file_converted_from_another_model_is_caught_by_the_gate_and_not_pushe
     report = json.loads((out / "gguf-report.json").read_text())
     assert report["passed"] is False and all(not f["checks"]["passed"] for f in report["files"])
     assert err.report.files[1].checks["top1_agreement"] < 0.5
+
+
+def test_a_fallback_type_reaches_the_export_from_every_face(tiny_llama_dir: Path, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str], no_export: list[dict]):
+    proc = run_main(capsys, "gguf", str(tiny_llama_dir), "--quant", "q4_k_m", "--fallback", "q8_0,f16", "--out",
+                    str(tmp_path / "o"), "--json")
+    assert json.loads(proc.stdout)["code"] == "test.reached_export", proc.stdout + proc.stderr
+    assert [q.name for q in no_export[-1]["fallback"]] == ["q8_0", "f16"]
+    proc = run_main(capsys, "gguf", str(tiny_llama_dir), "--backend", "hf", "--fallback", "q8_0", "--json")
+    assert proc.returncode == 2 and json.loads(proc.stdout)["code"] == "gguf.fallback_local_only"
+
+    async def body(client):
+        return await client.call_tool("export_gguf", {"model": str(tiny_llama_dir), "quants": ["q4_k_m"], "out": str(tmp_path / "o"),
+                                                      "fallback": ["q8_0"]})
+
+    assert "[test.reached_export]" in text_of(in_memory(body)) and [q.name for q in no_export[-1]["fallback"]] == ["q8_0"]
+
+
+def test_a_type_that_fails_the_gate_is_replaced_by_the_fallback_in_the_modelfile_and_the_push(
+        tiny_llama_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from tuneforge.actions.export import export_gguf
+    from tuneforge.gguf import hub
+
+    pushed: list[list[str]] = []
+    monkeypatch.setattr(hub, "check_can_push", lambda repo: None)
+    monkeypatch.setattr(hub, "push", lambda folder, repo, files, **kw: pushed.append(files) or "url")
+    out = tmp_path / "o"
+    # a tiny random model's logits are flat, so its q4_k_m file cannot answer every prompt as the model does
+    report = export_gguf(str(tiny_llama_dir), quants=["q4_k_m"], fallback=["f16"], out=str(out), push_to="me/tiny-GGUF",
+                         min_agreement={"q4_k_m": 1.0})
+    assert report.passed and [f.quant for f in report.files] == ["f16"] and [f.quant for f in report.rejected] == ["q4_k_m"]
+    rejected = report.rejected[0]
+    assert rejected.checks["agreement"] < 1.0 and not rejected.checks["passed"] and Path(rejected.path).is_file()
+    assert report.files[0].checks["passed"] and Path(report.files[0].path).is_file() and report.reference is None
+    assert pushed == [["tiny-llama-h256-F16.gguf"]]
+    modelfile = Path(report.modelfile).read_text()
+    assert "FROM ./tiny-llama-h256-F16.gguf" in modelfile and "Q4_K_M" not in modelfile
+    assert any("q4_k_m failed the agreement gate; the fallback f16 passed" in n for n in report.notes)
+    saved = json.loads((out / "gguf-report.json").read_text())
+    assert saved["passed"] and [f["quant"] for f in saved["rejected"]] == ["q4_k_m"]

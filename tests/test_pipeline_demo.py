@@ -40,3 +40,12 @@ def test_the_shipped_preference_pairs_share_no_prompt_with_training():
     heldout = {h["prompt"] for h in json.loads(data_path("demo", "heldout.json").read_text())}
     assert evals == heldout and not evals & (prompts("preferences.jsonl") | prompts("train.jsonl"))
     assert prompts("preferences.jsonl") <= prompts("train.jsonl")
+
+
+def test_the_demo_asks_for_q4_k_m_and_keeps_q8_0_when_q4_k_m_fails_the_gate():
+    from tuneforge.actions.demo import pipeline_demo_spec
+    from tuneforge.pipelines.spec import parse_spec
+
+    spec = parse_spec(pipeline_demo_spec("model-folder"), "demo")
+    gguf = spec.stages[-1]
+    assert gguf.kind == "gguf" and gguf.quants == ["q4_k_m"] and gguf.fallback == ["q8_0"] and gguf.min_agreement is None

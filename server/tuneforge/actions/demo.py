@@ -166,6 +166,11 @@ def run_demo(*, steps: int = DEMO_STEPS, on_submitted: Callable[[str], None] | N
 
 # ---- the pipeline demo: SFT, then DPO on the SFT model, then a Q4_K_M GGUF (tuneforge demo --pipeline) -----------
 DPO_STEPS = 30
+#: SmolLM2-135M's rows (576 wide) are no multiple of 256, so llama.cpp's q4_k_m falls back to 5-bit legacy blocks
+#: for most tensors, and the fine-tuned model's greedy answers then differ on about a fifth of the held-out tickets
+#: (47/60 agree on 2026-12-02, under the gate's 80%); q8_0 agreed on 60/60. The gate stays as it is: the demo asks
+#: for q4_k_m and keeps q8_0 when q4_k_m fails, and says so.
+DEMO_FALLBACK = ["q8_0"]
 
 
 class PipelineDemoStage(BaseModel):
@@ -187,8 +192,10 @@ class PipelineDemoResult(BaseModel):
 
 
 def pipeline_demo_spec(model_dir: str, *, steps: int = DEMO_STEPS, dpo_steps: int = DPO_STEPS,
-                       quants: list[str] | None = None, prompts: int | None = None) -> dict[str, Any]:
-    """The demo as a pipeline file's contents: the same run config as the SFT demo for every stage."""
+                       quants: list[str] | None = None, prompts: int | None = None,
+                       fallback: list[str] | None = None) -> dict[str, Any]:
+    """The demo as a pipeline file's contents: the same run config as the SFT demo for every stage; the GGUF stage asks
+    for q4_k_m with q8_0 as its fallback (DEMO_FALLBACK)."""
     base = demo_config(model_dir, steps).model_dump(mode="json", exclude_unset=True)
     for key in ("model", "dataset", "method"):
         base.pop(key, None)
@@ -200,14 +207,16 @@ def pipeline_demo_spec(model_dir: str, *, steps: int = DEMO_STEPS, dpo_steps: in
         {"kind": "train", "method": "dpo", "dataset": {"path": data["preferences"], "eval_path": data["preferences_eval"]},
          "overrides": {"train": {"max_steps": dpo_steps, "learning_rate": 2e-4, "per_device_batch_size": 4},
                        "method_args": {"beta": 0.1}}},
-        {"kind": "gguf", "quants": quants or ["q4_k_m"]}]}
+        {"kind": "gguf", "quants": quants or ["q4_k_m"], "fallback": fallback if fallback is not None else DEMO_FALLBACK}]}
 
 
 def demo_metrics(kind: str, output: dict[str, Any], heldout: list[dict[str, str]]) -> dict[str, Any]:
     """A train stage's held-out exact score before and after (from its greedy samples) and its eval metrics."""
     metrics = dict(output.get("metrics") or {})
     if kind == "gguf":
-        return {"files": [{"quant": f.get("quant"), "checks": f.get("checks")} for f in (output.get("report") or {}).get("files", [])]}
+        report = output.get("report") or {}
+        return {"files": [{"quant": f.get("quant"), "checks": f.get("checks")} for f in report.get("files", [])],
+                "rejected": [{"quant": f.get("quant"), "checks": f.get("checks")} for f in report.get("rejected", [])]}
     metrics.pop("eval", None)
     samples = metrics.pop("samples", None) or output.get("samples") or []
     if samples:
@@ -219,6 +228,7 @@ def demo_metrics(kind: str, output: dict[str, Any], heldout: list[dict[str, str]
 
 def run_pipeline_demo(*, model_dir: str | None = None, steps: int = DEMO_STEPS, dpo_steps: int = DPO_STEPS,
                       quants: list[str] | None = None, prompts: int | None = None, poll_seconds: float = 2.0,
+                      fallback: list[str] | None = None,
                       on_started: Callable[[str], None] | None = None,
                       on_update: Callable[[Any], None] | None = None) -> PipelineDemoResult:
     """SFT -> DPO -> GGUF of SmolLM2 on the shipped data through the same pipeline path a user's file takes."""
@@ -229,7 +239,8 @@ def run_pipeline_demo(*, model_dir: str | None = None, steps: int = DEMO_STEPS, 
 
     t0 = time.time()
     model_dir = model_dir or str(ensure_smollm2())
-    spec = parse_spec(pipeline_demo_spec(model_dir, steps=steps, dpo_steps=dpo_steps, quants=quants, prompts=prompts), "demo")
+    spec = parse_spec(pipeline_demo_spec(model_dir, steps=steps, dpo_steps=dpo_steps, quants=quants, prompts=prompts,
+                                         fallback=fallback), "demo")
     pipeline, _ = run_pipeline(spec, backend="local", source="tuneforge demo --pipeline")
     if on_started:
         on_started(pipeline.pipeline_id)

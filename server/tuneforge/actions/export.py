@@ -32,7 +32,8 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
                 base: str | None = None, job_id: str | None = None, push_to: str | None = None,
                 system_prompt: str | None = None, progress: Progress | None = None,
                 private: bool | None = None, trust_remote_code: bool = False,
-                min_agreement: dict[str, float] | list[str] | str | None = None) -> "GGUFReport":
+                min_agreement: dict[str, float] | list[str] | str | None = None,
+                fallback: list[str] | str | None = None) -> "GGUFReport":
     """Merge (LoRA adapters), convert, quantize and verify GGUF files, write an Ollama Modelfile, push if asked.
 
     MODEL is a model folder, a LoRA adapter folder or a Hub id; or pass job_id for a finished training
@@ -41,7 +42,9 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
     model's own code (else such a model is refused, and the export cannot run its code anyway).
     `min_agreement`: the agreement gate's thresholds per type ({"q4_k_m": 0.7} or ["q4_k_m=0.7"]), over the
     defaults in templates/_shared/gguf_checks.py. A file under its threshold raises gguf.verify_failed
-    (tuneforge.gguf.export.VerifyFailed, with the report) and nothing is pushed.
+    (tuneforge.gguf.export.VerifyFailed, with the report) and nothing is pushed. `fallback`: types tried in order
+    when a requested one fails the gate (["q8_0"]: "q4_k_m if it passes, else q8_0"); the report's `rejected`
+    lists the files that failed and were replaced.
     """
     from ..gguf import remote_code
     from ..gguf import source as src
@@ -49,6 +52,7 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
     from ..gguf.quants import parse_min_agreement, parse_quants
 
     quant_types = parse_quants(quants)
+    fallback_types = [q for q in parse_quants(fallback) if q not in quant_types] if fallback else []
     thresholds = parse_min_agreement(min_agreement)
     out_dir = checked_out(out)
     check_training_stack()
@@ -60,7 +64,7 @@ def export_gguf(model: str | None = None, *, quants: list[str] | str | None = No
     remote_code.check(source, trust_remote_code=trust_remote_code)
     out_dir = out_dir or default_out(source.name, job_id).resolve()
     return run_export(source, quant_types, out_dir, push_to=push_to, progress=progress, private=private,
-                      trust_remote_code=trust_remote_code, min_agreement=thresholds)
+                      trust_remote_code=trust_remote_code, min_agreement=thresholds, fallback=fallback_types)
 
 
 def checked_out(out: str | None) -> Path | None:

@@ -70,6 +70,10 @@ def plan_stage(spec: PipelineSpec, index: int, backend: str, submit: bool) -> St
         if backend == BackendName.HF and not stage.push_to:
             raise ConfigError(f"Stage {index} (gguf) runs on hf and pushes nowhere.", "Give the gguf stage push_to: owner/name-GGUF.",
                               code="pipeline.push_target_required", details={"stage": index})
+        if backend == BackendName.HF and stage.fallback:
+            raise ConfigError(f"Stage {index} (gguf): fallback works for exports on this machine only for now.",
+                              "Drop fallback from the gguf stage, or list the types you accept in quants.",
+                              code="pipeline.fallback_local_only", details={"stage": index})
     elif isinstance(stage, PreferencesStage):
         if backend != BackendName.LOCAL:
             raise ConfigError(f"Stage {index} (preferences) runs on this machine only for now.",

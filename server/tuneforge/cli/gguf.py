@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="The gate: the share of eval prompts on which a file's greedy answer must equal the model's "
                    "(default f16/bf16 0.95, q8_0 0.9, q5_k_m and q4_k_m 0.8; see templates/_shared/gguf_checks.py). "
                    "Repeatable or comma-separated, e.g. --min-agreement q4_k_m=0.7.")
+    p.add_argument("--fallback", metavar="TYPES",
+                   help="Types tried in order when a --quant type fails the gate, e.g. --quant q4_k_m --fallback q8_0: "
+                   "q4_k_m if it passes, else q8_0 (the failed file stays in the folder, out of the Modelfile and the push). "
+                   "Local exports only.")
     p.add_argument("--flavor", help="--backend hf: Hugging Face Jobs flavor (default cpu-upgrade, or one with enough RAM for the model).")
     p.add_argument("--timeout", help="--backend hf: job time limit, e.g. 90m, 2h (default 1 h + 10 min per billion parameters).")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
 
     kwargs: dict[str, Any] = dict(quants=args.quant, out=args.out, base=args.base, job_id=args.job_id,
                                   push_to=args.push_to, system_prompt=args.system_prompt, private=args.private,
-                                  trust_remote_code=args.trust_remote_code, min_agreement=args.min_agreement)
+                                  trust_remote_code=args.trust_remote_code, min_agreement=args.min_agreement,
+                                  fallback=args.fallback)
     if args.json:
         report = export_gguf(args.model, **kwargs)
     else:
@@ -108,6 +113,10 @@ def render(r: GGUFReport) -> None:
         ok = "[green]yes[/green]" if c.get("passed") else f"[red]no[/red] {escape(c.get('failed_because', ''))}"
         table.add_row(f.quant, escape(Path(f.path).name), f"{f.bytes / 2**20:.1f} MiB", f"{f.seconds:.1f} s", ", ".join(bits), ok)
     out.print(table)
+    for f in r.rejected:
+        c = f.checks
+        out.print(f"[yellow]Rejected:[/yellow] {f.quant} ({escape(Path(f.path).name)}): {escape(c.get('failed_because', ''))}; "
+                  "a fallback type stands in")
     out.print(f"Folder: {escape(r.out_dir)}")
     if r.modelfile:
         name = r.source.get("ollama_name") or Path(r.out_dir).name.lower()
@@ -148,7 +157,12 @@ def run_cloud(args: argparse.Namespace) -> int:
     """--backend hf: submit the export as a Hugging Face job and answer at once, like `train`."""
     from ..actions.export import submit_export
     from ..config import parse_duration
+    from ..errors import ConfigError
 
+    if args.fallback:
+        raise ConfigError("--fallback works for local exports only for now.",
+                          "Drop --fallback, or export locally (--backend local) from the pushed model.",
+                          code="gguf.fallback_local_only", details={"field": "fallback"})
     result = submit_export(args.model, job_id=args.job_id, base=args.base, quants=args.quant, push_to=args.push_to,
                            flavor=args.flavor, timeout_seconds=parse_duration(args.timeout) if args.timeout else None,
                            system_prompt=args.system_prompt, private=args.private, trust_remote_code=args.trust_remote_code,

@@ -242,6 +242,10 @@ def run_demo(args: argparse.Namespace) -> int:
         for key in ("heldout_exact", "eval_loss", "eval_reward_accuracy"):
             if isinstance(m := s.metrics.get(key), dict):
                 parts.append(f"{key} {fmt(m.get('before'))} -> {fmt(m.get('after'))}")
+        for f in s.metrics.get("rejected", []):
+            checks = f.get("checks") or {}
+            parts.append(f"{f['quant']}: agreement {fmt(checks.get('agreement'))} < {fmt(checks.get('min_agreement'))}, "
+                         "FAILED the gate (kept for inspection)")
         for f in s.metrics.get("files", []):
             checks = f.get("checks") or {}
             parts.append(f"{f['quant']}: agreement {fmt(checks.get('greedy_match_transformers', checks.get('greedy_match_f16')))}, "
@@ -249,7 +253,7 @@ def run_demo(args: argparse.Namespace) -> int:
         table.add_row(str(s.stage), s.kind, s.job_id or "-", escape("; ".join(parts) or s.state))
     output.stdout.print(table)
     for f in result.gguf:
-        output.stdout.print(f"GGUF {f['quant']}: {f['path']} ({(f.get('bytes') or 0) / 2**20:.1f} MiB)")
+        output.stdout.print(f"GGUF {f['quant']} (verified): {f['path']} ({(f.get('bytes') or 0) / 2**20:.1f} MiB)")
     if result.state != "COMPLETED":
         output.stdout.print(f"[yellow]{escape(result.message)}[/yellow]")
     output.stdout.print(f"Done in {result.seconds:.0f} s. Details: tuneforge pipeline status {result.pipeline_id}")

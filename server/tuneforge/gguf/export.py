@@ -75,8 +75,12 @@ class Steps:
 
 def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, *, push_to: str | None = None,
                progress: Progress | None = None, private: bool | None = None, trust_remote_code: bool = False,
-               min_agreement: dict[str, float] | None = None) -> GGUFReport:
-    """The export of a resolved source; raises VerifyFailed (after writing gguf-report.json) when a file fails."""
+               min_agreement: dict[str, float] | None = None, fallback: list[QuantType] | None = None) -> GGUFReport:
+    """The export of a resolved source; raises VerifyFailed (after writing gguf-report.json) when a file fails.
+
+    `fallback`: types tried in order, only when a requested type fails the agreement gate (and the f16 file passed
+    its own checks): the first that passes stands in for the failed ones, which stay on disk for inspection, listed
+    in `report.rejected`, out of the Modelfile and the push."""
     started = time.time()
     has_tc = tcm.installed() is not None
     needs_merge = source.kind == "adapter"
@@ -165,7 +169,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
             checks, _ = workers.verify(tc, path, reference, None, work, log, q, **gate)
             by_name[q.name] = GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
                                        seconds=round(made + checks["verify_seconds"], 2))
-        for q in quantized:
+        def quantized_file(q: QuantType) -> GGUFFile:
             step(f"Quantizing to {q.name} with llama.cpp's quantizer")
             path = out_dir / f"{stem}-{q.tag}.gguf"
             t = time.time()
@@ -173,13 +177,38 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
             made = time.time() - t
             step(f"Verifying {q.name}")
             checks, _ = workers.verify(tc, path, reference, f16_verify, work, log, q, **gate)
-            by_name[q.name] = GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
-                                       seconds=round(made + checks["verify_seconds"], 2))
+            return GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
+                            seconds=round(made + checks["verify_seconds"], 2))
+
+        for q in quantized:
+            by_name[q.name] = quantized_file(q)
         files = [by_name[q.name] for q in quant_types]
+        rejected: list[GGUFFile] = []
+        if fallback and f16_file.checks.get("passed") and not all(f.checks.get("passed") for f in files):
+            for q in fallback:
+                if q.name not in by_name:
+                    if q.converted:  # a float type the requested list did not hold: convert it like the others
+                        extra_path = out_dir / f"{stem}-{q.tag}.gguf"
+                        workers.convert(tc, model_dir, extra_path, q.name, log, trust_remote_code=trust)
+                        checks, _ = workers.verify(tc, extra_path, reference, None, work, log, q, **gate)
+                        by_name[q.name] = GGUFFile(quant=q.name, path=str(extra_path), bytes=extra_path.stat().st_size,
+                                                   checks=checks, seconds=checks["verify_seconds"])
+                    else:
+                        by_name[q.name] = quantized_file(q)
+                if by_name[q.name].checks.get("passed"):
+                    rejected = [f for f in files if not f.checks.get("passed")]
+                    files = [f for f in files if f.checks.get("passed")] + [by_name[q.name]]
+                    notes.append(f"{', '.join(f.quant for f in rejected)} failed the agreement gate; the fallback {q.name} "
+                                 f"passed and stands in ({', '.join(Path(f.path).name for f in rejected)} kept for "
+                                 "inspection, not in the Modelfile, not pushed).")
+                    break
+                notes.append(f"fallback {q.name}: {by_name[q.name].checks.get('failed_because')}.")
         ref_file = None
-        if not keep_f16:
+        if not keep_f16 and not any(f.quant == "f16" for f in files):
             f16_path.unlink(missing_ok=True)
             ref_file = f16_file.model_copy(update={"path": f16_file.path + " (intermediate, removed)"})
+        elif not keep_f16:
+            ref_file = None  # f16 is the fallback that stands in: it is one of the files
 
         step("Writing the Ollama Modelfile")
         modelfile_path = write_modelfile(out_dir, files, fmt, source)
@@ -194,7 +223,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
                     "ollama_name": mf.ollama_name(source.name)},
             toolchain={"llama_cpp_python": tc.version, "llama_cpp_commit": tc.commit},
             chat_format=fmt.model_dump(exclude={"template"}) | {"system_prompt": source.system_prompt},
-            reference=ref_file, notes=notes, steps=steps,
+            reference=ref_file, notes=notes, steps=steps, rejected=rejected,
         )
         if not passed:
             report.seconds = round(time.time() - started, 2)

@@ -184,7 +184,7 @@ class Driver:
 
         kwargs = {"job_id": source["job_id"]} if source.get("job_id") else {"model": source["model"]}
         report = export_gguf(quants=stage.quants, out=str(job_dir / "gguf"), push_to=stage.push_to,
-                             min_agreement=stage.min_agreement, **kwargs)
+                             min_agreement=stage.min_agreement, fallback=stage.fallback or None, **kwargs)
         return {"report": report.model_dump(mode="json")}
 
     def evaluate_here(self, stage: EvalStage, source: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,8 @@ class GGUFStage(Strict):
     quants: list[str] = Field(default_factory=lambda: ["q4_k_m"], min_length=1)
     push_to: str | None = Field(default=None, description="A Hub repo for the GGUF files (needed on hf).")
     min_agreement: dict[str, float] | None = Field(default=None, description="The agreement gate per quant, over the defaults.")
+    fallback: list[str] = Field(default_factory=list, description="Types tried in order when one in quants fails the gate "
+                                "(the first that passes stands in; local only).")
 
     @property
     def label(self) -> str:

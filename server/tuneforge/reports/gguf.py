@@ -27,6 +27,7 @@ class GGUFReport(BaseModel):
     toolchain: dict[str, Any] = Field(default_factory=dict)
     chat_format: dict[str, Any] = Field(default_factory=dict)
     reference: GGUFFile | None = None  # the f16 intermediate's checks when f16 was not asked for
+    rejected: list[GGUFFile] = Field(default_factory=list)  # failed the gate; a fallback type stands in (kept on disk)
     pushed_to: str | None = None
     url: str | None = None
     notes: list[str] = Field(default_factory=list)

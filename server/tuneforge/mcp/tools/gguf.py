@@ -36,6 +36,9 @@ async def export_gguf(
     system_prompt: Annotated[str | None, Field(description="System prompt for the Ollama Modelfile (default: the training job's).")] = None,
     trust_remote_code: Annotated[bool, Field(description=TRUST_REMOTE_CODE)] = False,
     min_agreement: Annotated[dict[str, float] | None, Field(description=MIN_AGREEMENT)] = None,
+    fallback: Annotated[list[str] | None, Field(description="Types tried in order when one in quants fails the gate, e.g. "
+                                                "quants ['q4_k_m'] with fallback ['q8_0']: q4_k_m if it passes, else q8_0; "
+                                                "the report's `rejected` lists the files that failed.")] = None,
 ) -> GGUFReport:
     """Convert a model to GGUF with llama.cpp's own converter and quantizer at one pinned version (LoRA
     adapters are merged first), load and check every file against the original model, and write an Ollama
@@ -52,7 +55,7 @@ async def export_gguf(
         try:
             return export(model, quants=quants, out=out, base=base, job_id=job_id, push_to=push_to, private=private,
                           system_prompt=system_prompt, progress=on_progress, trust_remote_code=trust_remote_code,
-                          min_agreement=min_agreement)
+                          min_agreement=min_agreement, fallback=fallback)
         except TuneforgeError as exc:
             if exc.code == "gguf.remote_code":  # the agent asks the user; the CLI's flag means nothing to it
                 from ...gguf.remote_code import AGENT_FIX
