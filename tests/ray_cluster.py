@@ -73,8 +73,11 @@ class RayHead:
             if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"ray start exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
             try:
+                from ray.util.state import list_nodes
+
                 JobSubmissionClient(self.address).list_jobs()
-                return
+                if list_nodes(address=self.address, raise_on_missing_output=False):  # the head node registered
+                    return
             except Exception as exc:  # noqa: BLE001 - not up yet
                 last = exc
                 time.sleep(1.0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +104,11 @@ def gpu_flavors(nodes: list[Node]) -> list[Flavor]:
 def cluster_hardware(given: str | None = None) -> ClusterHardware:
     conn = RayConnection.open(given)
     nodes = read_nodes(conn)
+    for _ in range(3):  # a head that just started answers before its own node has registered
+        if nodes:
+            break
+        time.sleep(1.0)
+        nodes = read_nodes(conn)
     if not nodes:
         raise RayError(f"The Ray cluster at {conn.address} has no alive node.", "Start one (`ray start`) and plan again.",
                        code="ray.no_nodes")
