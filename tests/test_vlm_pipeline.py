@@ -98,3 +98,25 @@ def test_a_tiny_vlm_is_validated_planned_trained_and_exported(tiny_vlm_dir: Path
     assert mm["projector_type"] == "idefics3" and mm["elements"] == mm["hf_vision_elements"] > 0
     modelfile = Path(gguf.modelfile).read_text()
     assert "FROM ./" in modelfile and "llama-mtmd-cli" in modelfile and gguf.source["ollama_vision"] is False
+
+
+@pytest.mark.slow
+def test_a_full_fine_tune_trains_the_projector_and_leaves_the_vision_tower_as_it_was(
+        tiny_vlm_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    monkeypatch.setenv("TUNEFORGE_NO_TRACKIO", "1")
+    data = write_llava_rows(tmp_path / "llava", rows=12)
+    out = tmp_path / "full"
+    done, log, _ = _run({"model": str(tiny_vlm_dir), "method": "sft", "dataset": {"path": str(data)}, "output_dir": str(out),
+                         "peft": {"kind": "none"}, "train": {"max_steps": 3, "learning_rate": 1e-3, "per_device_batch_size": 2,
+                                                             "logging_steps": 1, "gradient_checkpointing": True}})
+    assert done.stage == "COMPLETED", "\n".join(log[-30:])
+    before, after = load_file(str(tiny_vlm_dir / "model.safetensors")), load_file(str(out / "model" / "model.safetensors"))
+
+    def changed(part: str) -> list[bool]:
+        return [not torch.equal(before[k], after[k]) for k in before if part in k]
+
+    assert changed("vision_model") and not any(changed("vision_model"))
+    assert any(changed("connector")) and any(changed("text_model.layers"))
