@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 from ...config import format_duration
@@ -35,6 +34,7 @@ from ...progress import last_events
 from ...records import Job, JobSpec
 from ...templates._shared.notify import NOTIFY_ENV
 from ...types import TERMINAL
+from ..job_files import read_state, write_state
 from ..logfile import tail_lines
 from .account import check_account
 from .connection import HubConnection, env_float
@@ -301,15 +301,10 @@ class HfJobsBackend:
         tmp.replace(job.log_path)
 
     def _read_state(self, job: Job) -> dict[str, Any]:
-        try:
-            return json.loads((Path(job.job_dir) / STATE_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return read_state(job.job_dir, STATE_FILE)
 
     def _write_state(self, job: Job, **values: Any) -> None:
-        path = Path(job.job_dir) / STATE_FILE
-        if path.parent.is_dir():
-            path.write_text(json.dumps({**self._read_state(job), **values}), encoding="utf-8")
+        write_state(job.job_dir, STATE_FILE, **values)
 
     # ---- cancel ---------------------------------------------------------------------------------
     def cancel(self, job: Job) -> dict[str, Any]:

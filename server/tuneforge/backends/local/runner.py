@@ -8,7 +8,6 @@ the final stage. Every write uses `only_if_active`, so a job canceled meanwhile 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from ...records import Job, JobSpec, JobStore
 from ...secrets import secret_values, without_token
 from ...templates._shared.checkpoints import local_resume_point
 from ...templates._shared.notify import NOTIFY_ENV
+from ..job_files import with_result
 from ..logfile import ScrubbedLog, tail_lines
 from .backend import SPEC_FILE
 from .processes import kill_group
@@ -198,13 +198,7 @@ class Supervisor:
             return outputs
         out = Path(self.job.config.output_dir)
         outputs["output_dir"] = str(out)
-        result = out / "result.json"
-        if result.is_file():
-            try:
-                outputs["result"] = json.loads(result.read_text(encoding="utf-8"))
-            except ValueError:
-                outputs["result_error"] = f"{result} is not valid JSON"
-        return outputs
+        return with_result(outputs, out)
 
 
 def main(argv: list[str] | None = None) -> int:

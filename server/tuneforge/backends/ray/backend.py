@@ -32,6 +32,7 @@ from ...records import Job, JobSpec
 from ...secrets import scrub, secret_values
 from ...templates._shared.notify import NOTIFY_ENV
 from ...types import TERMINAL
+from ..job_files import read_state, with_result, write_state
 from ..logfile import tail_lines
 from . import runtime
 from .connection import RayConnection, RayError, env_float, is_duplicate, is_missing
@@ -220,12 +221,7 @@ class RayBackend:
         """The outputs, with result.json when the cluster wrote it where this machine can read it."""
         outputs = dict(outputs or job.outputs)
         if job.config is not None:
-            result = Path(job.config.output_dir) / "result.json"
-            if result.is_file():
-                try:
-                    outputs["result"] = json.loads(result.read_text(encoding="utf-8"))
-                except ValueError:
-                    outputs["result_error"] = f"{result} is not valid JSON"
+            with_result(outputs, job.config.output_dir)
         return outputs
 
     def _unreachable(self, job: Job, err: RayError) -> dict[str, Any]:
@@ -275,15 +271,10 @@ class RayBackend:
         return time.time() - last >= env_float("TUNEFORGE_RAY_LOG_POLL_SECONDS", 5.0)
 
     def _read_state(self, job: Job) -> dict[str, Any]:
-        try:
-            return json.loads((Path(job.job_dir) / STATE_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return read_state(job.job_dir, STATE_FILE)
 
     def _write_state(self, job: Job, **values: Any) -> None:
-        path = Path(job.job_dir) / STATE_FILE
-        if path.parent.is_dir():
-            path.write_text(json.dumps({**self._read_state(job), **values}), encoding="utf-8")
+        write_state(job.job_dir, STATE_FILE, **values)
 
     # ---- cancel ---------------------------------------------------------------------------------
     def cancel(self, job: Job) -> dict[str, Any]:
