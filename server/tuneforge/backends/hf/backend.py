@@ -29,13 +29,12 @@ from ...config import format_duration
 from ...config.guards import BUDGET_GRACE_SECONDS, PRICE_ENV, budget_seconds
 from ...errors import ConfigError, TuneforgeError
 from ...flavors import flavor_names, gpus_of
-from ...log_lines import failure_cause, failure_message
-from ...progress import last_events
 from ...records import Job, JobSpec
 from ...templates._shared.notify import NOTIFY_ENV
 from ...types import TERMINAL
 from ..job_files import read_state, write_state
 from ..logfile import tail_lines
+from ..remote_events import changes_from_events
 from .account import check_account
 from .connection import HubConnection, env_float
 from .errors import HubError, backoff_seconds, scrub
@@ -256,17 +255,7 @@ class HfJobsBackend:
         return f"the job failed on Hugging Face: {hub_message}" if hub_message else "the job failed on Hugging Face"
 
     def _from_events(self, job: Job, lines: list[str], stage: str) -> dict[str, Any]:
-        progress, message, result = last_events(lines)
-        changes: dict[str, Any] = {}
-        if progress is not None:
-            changes["progress"] = progress
-        if message and stage == "RUNNING":
-            changes["message"] = message
-        if stage == "ERROR" and failure_cause(lines):
-            changes["message"] = failure_message(lines, "the job failed on Hugging Face", job.job_id)
-        if result is not None:
-            changes["outputs"] = {**job.outputs, "result": result}
-        return changes
+        return changes_from_events(job, lines, stage, failed_on="Hugging Face")
 
     # ---- logs -----------------------------------------------------------------------------------
     def logs(self, job: Job, tail: int | None = None) -> list[str]:

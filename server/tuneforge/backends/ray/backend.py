@@ -26,14 +26,13 @@ from typing import Any
 
 from ...config import format_duration
 from ...errors import TuneforgeError
-from ...log_lines import failure_cause, failure_message
-from ...progress import last_events
 from ...records import Job, JobSpec
 from ...secrets import scrub, secret_values
 from ...templates._shared.notify import NOTIFY_ENV
 from ...types import TERMINAL
 from ..job_files import read_state, with_result, write_state
 from ..logfile import tail_lines
+from ..remote_events import changes_from_events
 from . import runtime
 from .connection import RayConnection, RayError, env_float, is_duplicate, is_missing
 from .resources import entrypoint_resources
@@ -205,17 +204,7 @@ class RayBackend:
         return f"the job failed on Ray: {ray_message}" if ray_message else "the job failed on Ray"
 
     def _from_events(self, job: Job, lines: list[str], stage: str) -> dict[str, Any]:
-        progress, message, result = last_events(lines)
-        changes: dict[str, Any] = {}
-        if progress is not None:
-            changes["progress"] = progress
-        if message and stage == "RUNNING":
-            changes["message"] = message
-        if stage == "ERROR" and failure_cause(lines) and not str(job.message).startswith("timeout"):
-            changes["message"] = failure_message(lines, "the job failed on Ray", job.job_id)
-        if result is not None:
-            changes["outputs"] = {**job.outputs, "result": result}
-        return changes
+        return changes_from_events(job, lines, stage, failed_on="Ray", keep_timeout_message=True)
 
     def _outputs(self, job: Job, outputs: dict[str, Any] | None) -> dict[str, Any]:
         """The outputs, with result.json when the cluster wrote it where this machine can read it."""
