@@ -156,45 +156,32 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
         f16_checks, f16_verify = workers.verify(tc, f16_path, reference, None, work, log, QUANTS["f16"], **gate)
         f16_file = GGUFFile(quant="f16", path=str(f16_path), bytes=f16_path.stat().st_size, checks=f16_checks,
                             seconds=round(made + f16_checks["verify_seconds"], 2))
-        keep_f16 = any(q.name == "f16" for q in quant_types)
         by_name: dict[str, GGUFFile] = {"f16": f16_file}
 
-        for q in floats:
-            step(f"Converting to GGUF {q.name}")
-            t = time.time()
-            path = out_dir / f"{stem}-{q.tag}.gguf"
-            workers.convert(tc, model_dir, path, q.name, log, trust_remote_code=trust)
-            made = time.time() - t
-            step(f"Verifying {q.name}")
-            checks, _ = workers.verify(tc, path, reference, None, work, log, q, **gate)
-            by_name[q.name] = GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
-                                       seconds=round(made + checks["verify_seconds"], 2))
-        def quantized_file(q: QuantType) -> GGUFFile:
-            step(f"Quantizing to {q.name} with llama.cpp's quantizer")
+        def made_file(q: QuantType) -> GGUFFile:
+            """A float type converted from the model, else a type quantized from the f16 file; verified."""
             path = out_dir / f"{stem}-{q.tag}.gguf"
             t = time.time()
-            workers.quantize(tc, f16_path, path, q, log)
+            if q.converted:
+                step(f"Converting to GGUF {q.name}")
+                workers.convert(tc, model_dir, path, q.name, log, trust_remote_code=trust)
+            else:
+                step(f"Quantizing to {q.name} with llama.cpp's quantizer")
+                workers.quantize(tc, f16_path, path, q, log)
             made = time.time() - t
             step(f"Verifying {q.name}")
-            checks, _ = workers.verify(tc, path, reference, f16_verify, work, log, q, **gate)
+            checks, _ = workers.verify(tc, path, reference, None if q.converted else f16_verify, work, log, q, **gate)
             return GGUFFile(quant=q.name, path=str(path), bytes=path.stat().st_size, checks=checks,
                             seconds=round(made + checks["verify_seconds"], 2))
 
-        for q in quantized:
-            by_name[q.name] = quantized_file(q)
+        for q in floats + quantized:
+            by_name[q.name] = made_file(q)
         files = [by_name[q.name] for q in quant_types]
         rejected: list[GGUFFile] = []
         if fallback and f16_file.checks.get("passed") and not all(f.checks.get("passed") for f in files):
             for q in fallback:
                 if q.name not in by_name:
-                    if q.converted:  # a float type the requested list did not hold: convert it like the others
-                        extra_path = out_dir / f"{stem}-{q.tag}.gguf"
-                        workers.convert(tc, model_dir, extra_path, q.name, log, trust_remote_code=trust)
-                        checks, _ = workers.verify(tc, extra_path, reference, None, work, log, q, **gate)
-                        by_name[q.name] = GGUFFile(quant=q.name, path=str(extra_path), bytes=extra_path.stat().st_size,
-                                                   checks=checks, seconds=checks["verify_seconds"])
-                    else:
-                        by_name[q.name] = quantized_file(q)
+                    by_name[q.name] = made_file(q)
                 if by_name[q.name].checks.get("passed"):
                     rejected = [f for f in files if not f.checks.get("passed")]
                     files = [f for f in files if f.checks.get("passed")] + [by_name[q.name]]
@@ -204,11 +191,9 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
                     break
                 notes.append(f"fallback {q.name}: {by_name[q.name].checks.get('failed_because')}.")
         ref_file = None
-        if not keep_f16 and not any(f.quant == "f16" for f in files):
+        if f16_file not in files:  # neither asked for nor the fallback that stands in: an intermediate
             f16_path.unlink(missing_ok=True)
             ref_file = f16_file.model_copy(update={"path": f16_file.path + " (intermediate, removed)"})
-        elif not keep_f16:
-            ref_file = None  # f16 is the fallback that stands in: it is one of the files
 
         step("Writing the Ollama Modelfile")
         modelfile_path = write_modelfile(out_dir, files, fmt, source)
