@@ -109,3 +109,20 @@ def test_the_pipeline_file_checks_the_reward_before_anything_runs():
             assert words in exc.message and "stages.0" in exc.message and exc.code == "pipeline.invalid"
         else:
             raise AssertionError(bad)
+
+
+def test_a_reward_model_that_is_neither_a_folder_nor_a_reward_job_is_refused_when_planned(tiny_llama_dir: Path, tmp_path: Path):
+    from tuneforge.actions.pipeline import plan_pipeline
+    from tuneforge.errors import TuneforgeError
+    from tuneforge.pipelines.spec import parse_spec
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Hi"}) + "\n")
+    spec = parse_spec({"model": str(tiny_llama_dir), "stages": [
+        {"kind": "preferences", "prompts": str(prompts), "reward_model": "tf-nope"}, {"kind": "train", "method": "dpo"}]})
+    try:
+        plan_pipeline(spec)
+    except TuneforgeError as exc:
+        assert exc.code == "pipeline.reward_model_not_found" and "tf-nope" in exc.message and "--method reward" in exc.fix
+    else:
+        raise AssertionError("planned with a reward model that does not exist")

@@ -79,6 +79,10 @@ def plan_stage(spec: PipelineSpec, index: int, backend: str, submit: bool) -> St
             raise ConfigError(f"Stage {index} (preferences) runs on this machine only for now.",
                               "Run the pipeline with --backend local, or give the DPO stage a preference file.",
                               code="pipeline.preferences_local_only", details={"stage": index})
+        if stage.reward_model:  # a wrong folder or job id is refused now, not after the stages before it trained
+            from ..pipelines.preferences import reward_model_path
+
+            reward_model_path(JobService(), stage.reward_model)
         est = StageEstimate(hardware="this machine", cost_usd=0.0,
                             notes=[f"{stage.samples} sampled answers per prompt, scored with {stage.reward}"])
     else:
