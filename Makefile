@@ -26,7 +26,7 @@ demo: setup
 toolchain: setup
 	$(VENV)/bin/tuneforge gguf --install-toolchain
 
-# The tests keep the llama.cpp toolchain in their own persistent cache (built once, 8-16 min; instant after).
+# The tests keep the llama.cpp toolchain in their own persistent cache (built once, 5-15 min; instant after).
 test-toolchain: setup
 	TUNEFORGE_TOOLCHAIN_DIR="$${TUNEFORGE_TEST_CACHE:-$$HOME/.cache/tuneforge-test}/toolchain" $(VENV)/bin/tuneforge gguf --install-toolchain
 

@@ -1,7 +1,7 @@
 """A vision-language model end to end, offline: a tiny random SmolVLM (Idefics3) with SmolLM2's real tokenizer
 and generated images is validated, planned, trained with SFT (loss falls, assistant-only, image tokens out of
 the loss, the vision tower frozen) and DPO through the local backend, and exported to a language-model GGUF
-plus an mmproj GGUF, both verified in llama.cpp."""
+plus an mmproj GGUF, both verified in llama.cpp, which answers about two images as transformers does."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from conftest import test_cache_dir
 from tuneforge.config import RunConfig
 from tuneforge.doctor import validate
+from tuneforge.gguf.mmproj import image_verdict
+from tuneforge.gguf.vlm_worker import mtmd_prompt
 from tuneforge.jobs.service import JobService
 from tuneforge.planner import plan
 from tuneforge.progress import parse_event
@@ -46,6 +48,36 @@ def test_vision_rows_become_the_parts_trl_reads() -> None:
     unmarked = to_parts([{"role": "user", "content": "Two?"}, {"role": "assistant", "content": "Yes."}], 2)
     assert [p["type"] for p in unmarked[0]["content"]] == ["image", "image", "text"]
     assert unmarked[1]["content"] == [{"type": "text", "text": "Yes."}]
+
+
+def test_llama_cpp_gets_the_image_where_the_processor_puts_it_without_wrapping_it_twice() -> None:
+    from types import SimpleNamespace as NS
+
+    qwen = NS(image_token="<|image_pad|>", tokenizer=NS())
+    assert mtmd_prompt("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Hi", qwen, "<M>") == "<|im_start|>user\n<M>Hi"
+    gemma = NS(image_token="<image_soft_token>", boi_token="<start_of_image>", tokenizer=NS())
+    assert mtmd_prompt("<start_of_turn>user\n<start_of_image>Hi", gemma, "<M>") == "<start_of_turn>user\n\n\n<M>\n\nHi"
+    idefics = NS(image_token="<image>", tokenizer=NS())
+    assert mtmd_prompt("User:<image>Hi<end_of_utterance>", idefics, "<M>") == "User:<M>Hi<end_of_utterance>"
+
+
+def _asked(diff: float, effect: float, positions: int = 47) -> dict:
+    one = {"positions": positions, "hf_positions": 47, "max_abs_logit_diff": diff, "top1_agrees": True}
+    return {"loads": True, "vision": True, "images": {"red": one, "blue": dict(one)},
+            "image_effect": {"llama_cpp": effect, "transformers": effect}}
+
+
+def test_an_image_answer_passes_only_when_llama_cpp_sees_the_image_as_transformers_does() -> None:
+    assert image_verdict(_asked(0.001, 2.0), quantized=False) == (True, None)
+    ok, why = image_verdict(_asked(0.001, 0.0005), quantized=False)
+    assert not ok and "the image does not reach the model" in why
+    ok, why = image_verdict(_asked(0.4, 2.0), quantized=False)
+    assert not ok and "differs from transformers'" in why
+    assert image_verdict(_asked(0.4, 2.0), quantized=True) == (True, None)  # a quantized tiny random model drifts
+    ok, why = image_verdict(_asked(0.001, 2.0, positions=45), quantized=True)
+    assert not ok and "45 positions, transformers in 47" in why
+    ok, why = image_verdict({"loads": False, "error": "libmtmd could not load the mmproj file"}, quantized=False)
+    assert not ok and "could not load the mmproj" in why
 
 
 @pytest.mark.slow
@@ -96,6 +128,13 @@ def test_a_tiny_vlm_is_validated_planned_trained_and_exported(tiny_vlm_dir: Path
     f16, mm = by_quant["f16"].checks, by_quant["mmproj-f16"].checks
     assert f16["max_abs_logit_diff"] < 0.05 and f16["top1_agreement"] == 1.0 and by_quant["q8_0"].checks["generates"]
     assert mm["projector_type"] == "idefics3" and mm["elements"] == mm["hf_vision_elements"] > 0
+    image = f16["image"]  # libmtmd answered about the red and the blue picture as transformers did
+    assert f16["image_answer_checked"] and image["vision"] and set(image["images"]) == {"red", "blue"}
+    for one in image["images"].values():
+        assert one["positions"] == one["hf_positions"] > 16 and one["top1_agrees"] and one["max_abs_logit_diff"] < 0.05
+        assert one["answer_tokens_agree"] >= 1 and one["answer"]
+    assert image["image_effect"]["llama_cpp"] > 10 * max(o["max_abs_logit_diff"] for o in image["images"].values())
+    assert sum("through libmtmd" in n for n in gguf.notes) == 2
     modelfile = Path(gguf.modelfile).read_text()
     assert "FROM ./" in modelfile and "llama-mtmd-cli" in modelfile and gguf.source["ollama_vision"] is False
 

@@ -164,7 +164,7 @@ def check_toolchain() -> ToolchainStatus:
             cached=False,
             path=str(toolchain.toolchain_dir()),
             version=toolchain.LLAMA_CPP_PYTHON_VERSION,
-            note="Built on the first GGUF export (8-16 minutes on 2 cores), then cached.",
+            note="Built on the first GGUF export (5-15 minutes on 2 cores), then cached.",
         )
     return ToolchainStatus(cached=True, path=tc.root, version=tc.version, commit=tc.commit, note="Ready.")
 

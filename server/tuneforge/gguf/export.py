@@ -92,7 +92,7 @@ def run_export(source: src.Source, quant_types: list[QuantType], out_dir: Path, 
     out_dir.mkdir(parents=True, exist_ok=True)
     check_disk_space(out_dir, source, quant_types)
     if not has_tc:
-        step("Building the llama.cpp toolchain (once per machine, 8-16 minutes)")
+        step("Building the llama.cpp toolchain (once per machine, 5-15 minutes)")
     tc = tcm.ensure()
     arch_dir = source.base_path if source.kind == "adapter" else source.path
     vlm = mm.is_vlm_dir(Path(str(arch_dir)))  # the converter reads a VLM's language model by its text_config's name

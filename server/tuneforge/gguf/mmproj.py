@@ -7,10 +7,11 @@ folder or a LoRA adapter (merged with its base by vlm_worker.py) and checks them
 - the language model against transformers on the same text-only token ids (f16: max abs logit difference
   and top-1 agreement; a quantized file: loads and generates);
 - the mmproj file read with gguf-py: a vision encoder and projector type, and its tensors' elements equal
-  to the HF model's vision tower plus projector, so no weight was dropped.
-What this machine cannot check: an answer about an image through llama.cpp's `llama-mtmd-cli`. The pinned
-toolchain is built without libmtmd (`-DLLAVA_BUILD=OFF`, half the build time), so the image path is
-verified structurally only; the report says so.
+  to the HF model's vision tower plus projector, so no weight was dropped;
+- the pair asked about two images through libmtmd (llama.cpp's multimodal library, built into the pinned
+  toolchain; what llama-mtmd-cli and llama-server --mmproj run): the prompt must take as many positions
+  as transformers' processor gives it, the answer's logits must match transformers' (f16), and the two
+  images must move them more than the two runtimes differ (`image_verdict`).
 
 Ollama: the Modelfile names both files (`FROM model.gguf` then `FROM mmproj.gguf`). Ollama's own engine
 runs vision only for the families it reimplemented (Gemma 3, Qwen2.5-VL, Llama 3.2 Vision, Mistral 3...)
@@ -68,6 +69,28 @@ def verdict(checks: dict, quantized: bool) -> tuple[bool, str | None]:
     mm = checks.get("mmproj") or {}
     if not mm.get("has_vision_encoder") or mm.get("elements") != mm.get("hf_vision_elements"):
         return False, f"mmproj holds {mm.get('elements')} elements, the model's vision half {mm.get('hf_vision_elements')}"
+    return image_verdict(checks.get("image") or {}, quantized)
+
+
+def image_verdict(image: dict, quantized: bool) -> tuple[bool, str | None]:
+    """The rule for "answers about an image": libmtmd loads the pair, lays out each image as transformers'
+    processor does, answers; in f16 its logits after the image match transformers' and the images matter."""
+    if not image.get("loads") or not image.get("vision"):
+        return False, f"llama.cpp did not load the mmproj with the model ({image.get('error', 'no vision support')})"
+    answers = image.get("images") or {}
+    for name, one in answers.items():
+        if one["positions"] != one["hf_positions"]:
+            return False, (f"llama.cpp lays the {name} image's prompt out in {one['positions']} positions, "
+                           f"transformers in {one['hf_positions']}")
+    if quantized:
+        return True, None
+    worst = max((one["max_abs_logit_diff"] for one in answers.values()), default=1e9)
+    if worst > MAX_F16_LOGIT_DIFF or not all(one["top1_agrees"] for one in answers.values()):
+        return False, f"the answer about an image differs from transformers' (logits max {worst:.3g})"
+    effect = image.get("image_effect") or {}
+    if min(effect.get("llama_cpp", 0.0), effect.get("transformers", 0.0)) <= worst:
+        return False, (f"two different images change llama.cpp's answer logits by {effect.get('llama_cpp', 0):.3g}, "
+                       f"no more than the runtimes differ ({worst:.3g}): the image does not reach the model")
     return True, None
 
 
@@ -140,7 +163,7 @@ def run_vlm_export(source: src.Source, quant_types: list[QuantType], out_dir: Pa
                                     what=f"verifying {name} and the mmproj file", env=tc.env(), code="gguf.verify_failed")
         passed, why = verdict(checks, quantized)
         checks.update(passed=passed, failed_because=why, verify_seconds=round(time.time() - t, 2),
-                      image_answer_checked=False)
+                      image_answer_checked=bool((checks.get("image") or {}).get("images")))
         files.append(GGUFFile(quant=name, path=str(path), bytes=path.stat().st_size, checks=checks,
                               seconds=round(time.time() - t, 2)))
     kept = {q.name for q in quant_types}
@@ -154,8 +177,10 @@ def run_vlm_export(source: src.Source, quant_types: list[QuantType], out_dir: Pa
     modelfile = out_dir / "Modelfile"
     modelfile.write_text(modelfile_text(Path(pick.path).name, mmproj.name, family, fmt, source), encoding="utf-8")
     ollama = family in OLLAMA_VISION
-    notes.append("The image path was checked structurally (mmproj tensors = the vision tower + projector); an answer "
-                 "about an image needs llama-mtmd-cli, which the pinned toolchain does not build (-DLLAVA_BUILD=OFF).")
+    asked = files[0].checks.get("image") or {}
+    for colour, one in (asked.get("images") or {}).items():
+        notes.append(f"Asked about a {colour} image through libmtmd ({files[0].quant} + mmproj): {one['answer']!r} "
+                     f"(transformers: {one['hf_answer']!r}; logits within {one['max_abs_logit_diff']:.3g}).")
     notes.append(f"Ollama: {'vision from the two FROM lines' if ollama else f'no vision for {family} (text only); use llama-mtmd-cli or llama-server --mmproj for images'}.")
     passed = all(f.checks.get("passed") for f in files)
     for f in files:
