@@ -4,7 +4,8 @@ Started from this venv (so a job that runs with the cluster's own Python, TUNEFO
 has torch/transformers/trl), with 2 CPUs, a small object store and a fixed memory figure (the planner reads
 it). Every port is picked free here, so `restart()` brings the head back at the same address, like a head
 machine that rebooted. `stop()` ends exactly the processes this head started (the `ray start` process and
-its descendants, found by pid, job drivers included): nothing else on the machine is touched.
+its descendants, found by pid, job drivers included): nothing else on the machine is touched. `RayNode`
+adds a second node to a head (for the multi-node run through Ray Train), stopped the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a `ray start` process and everything it started (found by pid), and reap them."""
+    try:
+        root = psutil.Process(proc.pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    for p in tree:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(tree, timeout=20)
+    proc.wait(timeout=20)
 
 
 class RayHead:
@@ -85,24 +102,9 @@ class RayHead:
 
     def stop(self) -> None:
         """Like the head machine going down: the head and everything it started, by pid."""
-        if self.proc is None:
-            return
-        try:
-            tree = [self.proc_ps(), *self.proc_ps().children(recursive=True)]
-        except psutil.NoSuchProcess:
-            tree = []
-        for p in tree:
-            try:
-                p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(tree, timeout=20)
-        self.proc.wait(timeout=20)
+        if self.proc is not None:
+            kill_tree(self.proc)
         self.proc = None
-
-    def proc_ps(self) -> psutil.Process:
-        assert self.proc is not None
-        return psutil.Process(self.proc.pid)
 
     def restart(self) -> None:
         self.stop()
@@ -110,4 +112,42 @@ class RayHead:
 
     def close(self) -> None:
         self.stop()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+class RayNode:
+    """A second node joining HEAD (`ray start --address <head's GCS> --block`) on this same machine: a raylet
+    and object store of its own, so the cluster has two nodes as a multi-node run needs."""
+
+    def __init__(self, head: RayHead, num_cpus: int = 1) -> None:
+        self.head, self.num_cpus = head, num_cpus
+        self.proc: subprocess.Popen | None = None
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="tfrayn-", dir="/tmp"))  # its own logs, as on another machine
+        self.log = self.temp_dir / "ray-node.log"
+
+    def start(self) -> "RayNode":
+        from ray.util.state import list_nodes
+
+        ray = Path(sys.executable).parent / "ray"
+        cmd = [str(ray), "start", f"--address=127.0.0.1:{self.head.gcs_port}", "--block", f"--num-cpus={self.num_cpus}",
+               "--num-gpus=0", f"--memory={MEMORY_BYTES}", f"--object-store-memory={OBJECT_STORE_BYTES}",
+               f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=self.head.env(), start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ray start (node) exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            alive = [n for n in list_nodes(address=self.head.address, raise_on_missing_output=False)
+                     if str(getattr(n, "state", "")).upper() == "ALIVE"]
+            if len(alive) >= 2:
+                return self
+            time.sleep(1.0)
+        raise RuntimeError(f"the second Ray node did not join in {START_TIMEOUT:.0f} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            kill_tree(self.proc)
+        self.proc = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from tuneforge.backends.ray import runtime
 from tuneforge.backends.ray.connection import RayConnection, RayError, address
-from tuneforge.backends.ray.resources import Node, entrypoint_resources
+from tuneforge.backends.ray.resources import Node, TrainShape, entrypoint_resources, train_shape
 from tuneforge.errors import ConfigError
 from tuneforge.jobs.service import JobService
 from tuneforge.jobs.workspace import job_folder
@@ -114,10 +114,52 @@ def test_the_planner_plans_on_the_clusters_gpus_one_gpu_then_fsdp_on_one_node_th
     # a full fine-tune of a 70B model fits no single node of eight: only both nodes, through Ray Train
     multi = plan(write_model(tmp_path, "llama-70b-full", LLAMA_70B), backend="ray", peft="none", rows=1000)
     assert (multi.flavor, multi.gpus, multi.distributed) == ("ray-A100x16-2nodes", 16, "fsdp")
-    assert any("Ray Train" in n for n in multi.notes) and any("multi-node" in w for w in multi.warnings)
-    with pytest.raises(RayError) as exc:
-        entrypoint_resources(multi, JobSpec(script=Path("x.py")))
-    assert exc.value.code == "ray.multinode_not_submitted"
+    assert any("16 Ray Train workers over 2 nodes" in n and "FSDP FULL_SHARD" in n for n in multi.notes)
+    assert entrypoint_resources(multi, JobSpec(script=Path("x.py"))) == (0.0, 0.0)  # the workers hold the GPUs
+    shape = train_shape(multi.flavor)
+    assert (shape.workers, shape.gpus_per_worker, shape.nodes) == (16, 1.0, 2)
+    cmd = runtime.entrypoint(Path("sft.py"), ["--config", "config.json"], 3600, notify=False, shape=shape,
+                             strategy=multi.distributed)
+    assert cmd == ("timeout --kill-after=60 3600 python _ray_train.py --workers 16 --cpus-per-worker 1 "
+                   "--gpus-per-worker 1 --strategy fsdp --placement PACK -- sft.py --config config.json")
+
+
+def test_a_cpu_cluster_runs_on_several_nodes_only_when_asked_and_only_when_it_has_them(tmp_path, monkeypatch):
+    from tuneforge.planner import plan
+
+    fake_cluster(monkeypatch, [Node(cpus=4, memory_gb=16.0, gpus=0, gpu_type=None)] * 2)
+    tiny = write_model(tmp_path, "llama-tiny", {**LLAMA_8B, "hidden_size": 256, "intermediate_size": 512,
+                                                "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2})
+    assert plan(tiny, backend="ray", peft="lora", rows=100).flavor == "ray-cpu4"  # one node unless asked
+    two = plan(tiny, backend="ray", peft="lora", rows=100, flavor="ray-cpu2-2nodes")
+    assert two.flavor == "ray-cpu2-2nodes" and any("2 Ray Train workers over 2 nodes" in n for n in two.notes)
+    assert train_shape(two.flavor) == TrainShape(workers=2, cpus_per_worker=2.0, gpus_per_worker=0.0, nodes=2)
+    for flavor, code in (("ray-cpu2-3nodes", "ray.flavor_unavailable"), ("ray-cpu8-2nodes", "ray.flavor_unavailable"),
+                         ("a10g-small", "ray.bad_flavor")):
+        with pytest.raises(RayError) as exc:
+            plan(tiny, backend="ray", peft="lora", rows=100, flavor=flavor)
+        assert exc.value.code == code, flavor
+
+
+def test_fsdp_over_ray_train_workers_is_configured_by_accelerate_as_on_one_node(monkeypatch):
+    import sys
+
+    monkeypatch.syspath_prepend(str(REPO / "templates"))
+    sys.modules.pop("_ray_train", None)
+    from _ray_train import parse, strategy_env
+
+    args, rest = parse(["--workers", "4", "--gpus-per-worker", "1", "--strategy", "fsdp", "--", "sft.py", "--config", "c.json"])
+    assert (args.workers, args.gpus_per_worker, rest) == (4, 1.0, ["sft.py", "--config", "c.json"])
+    assert strategy_env("ddp", 4, use_cpu=True) == {}
+    env = strategy_env("fsdp", 4, use_cpu=True)
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_VERSION"] == "2"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from accelerate.utils import FullyShardedDataParallelPlugin
+
+    plugin = FullyShardedDataParallelPlugin()  # what the Trainer's Accelerator builds from a worker's environment
+    assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
+    assert plugin.auto_wrap_policy is not None and plugin.state_dict_type.name == "SHARDED_STATE_DICT"
 
 
 # ---- a real Ray head --------------------------------------------------------------------------------------
@@ -266,3 +308,45 @@ def test_the_tiny_model_trains_on_ray_survives_a_head_restart_as_error_and_resum
                 if f.is_file() and f.stat().st_size < 5_000_000:
                     assert secret not in f.read_text(errors="replace"), f
             assert secret not in "\n".join(service.logs(jid, tail=None))
+
+
+@pytest.mark.slow
+def test_a_run_planned_on_two_nodes_trains_as_two_ray_train_workers_one_per_node(on_cluster, tiny_llama_dir, tmp_path,
+                                                                                 capsys):
+    """Last in this file: the second node is stopped at the end (the head would list it a while longer)."""
+    from cli_main import run_main
+    from ray_cluster import RayNode
+    from tuneforge.progress import parse_event
+
+    node = RayNode(on_cluster, num_cpus=1).start()
+    try:
+        data = tmp_path / "chats.jsonl"
+        rows = [{"messages": [{"role": "user", "content": f"Say {i}."}, {"role": "assistant", "content": f"{i}."}]}
+                for i in range(16)]
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        config = tmp_path / "run.yaml"
+        config.write_text(f"model: {tiny_llama_dir}\ndataset: {{path: {str(data)!r}, eval_fraction: 0}}\nmax_length: 64\n"
+                          "eval_prompts: []\ntrain: {per_device_batch_size: 2, logging_steps: 1, learning_rate: 0.005}\n")
+        flags = ["--config", str(config), "--backend", "ray", "--flavor", "ray-cpu1-2nodes", "--max-steps", "10", "--json"]
+        planned = run_main(capsys, "plan", *flags)
+        assert planned.returncode == 0, planned.stderr
+        assert json.loads(planned.stdout)["flavor"] == "ray-cpu1-2nodes"
+        started = run_main(capsys, "train", *flags)
+        assert started.returncode == 0, started.stderr
+        service = JobService()
+        job_id = json.loads(started.stdout)["job_id"]
+        done = service.wait(job_id, timeout=600, poll_seconds=1.0)
+        log = service.logs(job_id, tail=None)
+        assert done.stage == "COMPLETED", (done.message, log[-40:])
+        assert done.outputs["ray_resources"] == {"num_cpus": 0.0, "num_gpus": 0.0}  # the driver holds nothing
+        assert done.outputs["ray_train"] == {"workers": 2, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0, "nodes": 2}
+        workers = {line.split("rank ", 1)[1].split(" ", 1)[0]: line.rsplit(" ", 1)[1]
+                   for line in log if "ray train worker: rank" in line}
+        assert set(workers) == {"0", "1"} and len(set(workers.values())) == 2, workers  # one worker on each node
+        result = done.outputs["result"]
+        assert result["steps"] == 10 and result["processes"] == 2  # DDP over gloo across the two workers
+        losses = [e["loss"] for e in map(parse_event, log) if e and e["type"] == "progress" and "loss" in e]
+        assert len(losses) == 10 and sum(losses[-3:]) / 3 < losses[0], losses  # events from rank 0 only, once each
+        assert (Path(done.config.output_dir) / "ray_train").is_dir() and Path(result["adapter_dir"]).is_dir()
+    finally:
+        node.stop()

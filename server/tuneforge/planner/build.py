@@ -81,7 +81,7 @@ def build_plan(req: PlanRequest, *, report: DatasetReport | None = None) -> Plan
         hardware_source = (f"this machine: {machine.name}, {machine.memory_gb:g} GB "
                            f"{'GPU memory' if machine.device == 'cuda' else 'RAM'}")
     elif req.backend == "ray":  # the cluster's own nodes (backends/ray/resources.py), read through Ray's state API
-        from ..backends.ray.resources import cluster_hardware, cpu_flavor
+        from ..backends.ray.resources import cluster_hardware
 
         cluster = cluster_hardware()
         table, hardware_source = cluster.table, cluster.source
@@ -133,7 +133,7 @@ def build_plan(req: PlanRequest, *, report: DatasetReport | None = None) -> Plan
     if req.backend == "ray":
         from ..backends.ray.multinode import explain_ray_plan
 
-        explain_ray_plan(result, cluster.cpu_node and cpu_flavor(cluster.cpu_node))
+        explain_ray_plan(result, cluster, req.flavor)
     return result
 
 

@@ -35,7 +35,7 @@ from ..logfile import tail_lines
 from ..remote_events import changes_from_events
 from . import runtime
 from .connection import RayConnection, RayError, env_float, is_duplicate, is_missing
-from .resources import entrypoint_resources
+from .resources import entrypoint_resources, train_shape
 
 STAGES = {"PENDING": "SCHEDULING", "RUNNING": "RUNNING", "SUCCEEDED": "COMPLETED", "FAILED": "ERROR", "STOPPED": "CANCELED"}
 STATE_FILE = "ray_state.json"
@@ -67,8 +67,11 @@ class RayBackend:
                                                        "model": job.config.model if job.config else None,
                                                        "timeout_seconds": spec.timeout_seconds, "outputs": {}})
         num_cpus, num_gpus = entrypoint_resources(job.plan, spec)
+        shape = train_shape(job.plan.flavor if job.plan is not None else spec.flavor)
+        strategy = job.plan.distributed if job.plan is not None else None
         request = dict(
-            entrypoint=runtime.entrypoint(Path(spec.script), runtime.job_args(spec.args, job_dir), spec.timeout_seconds, notify),
+            entrypoint=runtime.entrypoint(Path(spec.script), runtime.job_args(spec.args, job_dir), spec.timeout_seconds,
+                                          notify, shape, strategy),
             submission_id=submission_id(job),
             runtime_env=runtime.runtime_env(job_dir, Path(spec.script), list(spec.dependencies), env_vars),
             metadata={**{k: str(v) for k, v in spec.labels.items()}, "tuneforge-job": job.job_id},
@@ -82,6 +85,8 @@ class RayBackend:
             backend_job_id=request["submission_id"],
             url=f"{conn.address}/#/jobs/{request['submission_id']}",
             outputs={**job.outputs, "ray_address": conn.address, "ray_resources": {"num_cpus": num_cpus, "num_gpus": num_gpus},
+                     **({"ray_train": {"workers": shape.workers, "cpus_per_worker": shape.cpus_per_worker,
+                                       "gpus_per_worker": shape.gpus_per_worker, "nodes": shape.nodes}} if shape else {}),
                      **({"output_dir": job.config.output_dir} if job.config else {})},
         )
         return changes
@@ -194,6 +199,9 @@ class RayBackend:
     @staticmethod
     def _asked(job: Job) -> str:
         res = job.outputs.get("ray_resources") or {}
+        if workers := job.outputs.get("ray_train"):
+            return (f"({workers['workers']} Ray Train workers of {workers['cpus_per_worker']:g} CPUs and "
+                    f"{workers['gpus_per_worker']:g} GPUs)")
         return f"({res.get('num_cpus')} CPUs, {res.get('num_gpus') or 0} GPUs per job)" if res else ""
 
     def _failure(self, job: Job, info: Any, ray_message: str) -> str:

@@ -11,7 +11,10 @@ Train (multinode.py). A CPU-only cluster is planned like one machine: its bigges
 
 `entrypoint_resources()`: a job's entrypoint_num_cpus / entrypoint_num_gpus from its plan's flavor: a
 GPU flavor's GPUs (and TUNEFORGE_RAY_NUM_CPUS CPUs, default one per GPU); a CPU plan asks for the whole
-planned node's CPUs (CPU training uses every core), so two CPU jobs never share one node.
+planned node's CPUs (CPU training uses every core), so two CPU jobs never share one node. A multi-node
+flavor asks nothing for the entrypoint (the driver only starts Ray Train): its workers ask for the
+resources instead, `train_shape()` (N workers of one GPU each; on a CPU cluster `ray-cpuC-Nnodes`, N
+workers of C CPUs, given with --flavor and checked against the nodes by `cpu_multinode_flavor()`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from .connection import RayConnection, RayError
 CPUS_ENV = "TUNEFORGE_RAY_NUM_CPUS"
 GPU_MEMORY_ENV = "TUNEFORGE_RAY_GPU_MEMORY_GB"  # for a GPU type the bundled table does not know
 CPU_GFLOPS_PER_CORE = 8.0  # planner/hardware.py's default for CPU training
-_CPU_FLAVOR = re.compile(r"^ray-cpu(\d+)$")
+_CPU_FLAVOR = re.compile(r"^ray-cpu(\d+)(?:-(\d+)nodes)?$")
 _GPU_FLAVOR = re.compile(r"^ray-(.+)x(\d+)(?:-(\d+)nodes)?$")
 
 
@@ -129,23 +132,56 @@ def cpu_flavor(node: Node) -> str:
     return f"ray-cpu{node.cpus}"
 
 
+@dataclass(frozen=True)
+class TrainShape:
+    """A multi-node run's Ray Train workers (templates/_ray_train.py)."""
+
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    nodes: int
+
+
+def train_shape(flavor: str | None) -> TrainShape | None:
+    """The Ray Train workers of a multi-node flavor (None: one Ray job runs the template itself)."""
+    if (match := _CPU_FLAVOR.match(flavor or "")) and match.group(2):
+        return TrainShape(workers=int(match.group(2)), cpus_per_worker=float(match.group(1)), gpus_per_worker=0.0,
+                          nodes=int(match.group(2)))
+    if (match := _GPU_FLAVOR.match(flavor or "")) and match.group(3) and not flavor.startswith("ray-cpu"):
+        return TrainShape(workers=int(match.group(2)), cpus_per_worker=float(os.environ.get(CPUS_ENV) or 1),
+                          gpus_per_worker=1.0, nodes=int(match.group(3)))
+    return None
+
+
 def is_multinode(flavor: str | None) -> bool:
-    match = _GPU_FLAVOR.match(flavor or "")
-    return bool(match and match.group(3))
+    return train_shape(flavor) is not None
+
+
+def cpu_multinode_flavor(requested: str, cluster: ClusterHardware) -> TrainShape:
+    """A `--flavor ray-cpuC-Nnodes` on a CPU cluster: N nodes with C CPUs each must be alive."""
+    shape = train_shape(requested)
+    if shape is None or shape.gpus_per_worker:
+        raise RayError(f"{requested!r} is not a flavor of the CPU-only Ray cluster at {cluster.address}.",
+                       "Name several nodes as ray-cpuC-Nnodes (N workers of C CPUs, one per node), or leave --flavor "
+                       "out to plan on the biggest node.", code="ray.bad_flavor")
+    fit = [n for n in cluster.nodes if n.cpus >= shape.cpus_per_worker]
+    if len(fit) < shape.nodes:
+        raise RayError(f"{requested} needs {shape.nodes} nodes with {shape.cpus_per_worker:g} CPUs each; the cluster "
+                       f"at {cluster.address} has {len(fit)} ({cluster.source}).",
+                       "Start more nodes (`ray start --address ...`) or ask for fewer (ray-cpuC-Nnodes).",
+                       code="ray.flavor_unavailable")
+    return shape
 
 
 def entrypoint_resources(plan: Any, spec: Any) -> tuple[float, float]:
     """(entrypoint_num_cpus, entrypoint_num_gpus) for a job under PLAN (None: the spec's GPUs, one CPU)."""
     given = os.environ.get(CPUS_ENV)
     flavor = (plan.flavor if plan is not None else None) or spec.flavor or ""
+    if is_multinode(flavor):
+        return 0.0, 0.0  # the driver starts Ray Train; its workers hold the resources (train_shape)
     if match := _CPU_FLAVOR.match(flavor):
         return float(given or match.group(1)), 0.0
     if match := _GPU_FLAVOR.match(flavor):
         gpus = int(match.group(2))
-        if match.group(3):
-            raise RayError(f"The plan runs on {match.group(3)} nodes ({flavor}): a multi-node run is a Ray Train job, "
-                           "which this backend generates but does not submit yet.",
-                           "Run it with the generated launcher (docs/ray.md, multi-node), or choose a model or PEFT "
-                           "that fits one node.", code="ray.multinode_not_submitted")
         return float(given or gpus), float(gpus)
     return float(given or 1), float(spec.gpus if plan is not None and plan.flavor else 0)

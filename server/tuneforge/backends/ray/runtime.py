@@ -11,7 +11,8 @@
   runtime_env (env_vars included) to anyone who can read the cluster's job list: docs/ray.md says so.
 - entrypoint: `python <template> --config config.json`, relative to the working dir, under coreutils
   `timeout` (the job's limit, enforced on the cluster even when nobody polls), optionally wrapped in
-  `_notify_after.py` like the hf backend.
+  `_notify_after.py` like the hf backend; a multi-node plan runs `python _ray_train.py --workers N ...
+  -- <template> --config config.json` instead (Ray Train workers, templates/_ray_train.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tomllib
 from pathlib import Path
 
 from ...errors import ConfigError
+from .resources import TrainShape
 
 PACKAGES_ENV = "TUNEFORGE_RAY_PACKAGES"  # pip | uv | cluster
 PYTHON_ENV = "TUNEFORGE_RAY_PYTHON"  # the interpreter the entrypoint names (default: python)
@@ -30,6 +32,7 @@ PACKAGE_MODES = ("pip", "uv", "cluster")
 #: the job folder's files the cluster never needs (written by tuneforge next to the job)
 EXCLUDES = ["job.log", "ray_state.json", "supervisor.log", "spec.json", "outputs/", "cloud/"]
 _HEADER = re.compile(r"^# /// script\s*$(.*?)^# ///\s*$", re.MULTILINE | re.DOTALL)
+RAY_TRAIN_RUNNER = "_ray_train.py"  # templates/_ray_train.py, copied into every job folder with the other helpers
 TIMEOUT_EXIT = 124  # coreutils timeout's exit status when the limit is reached
 KILL_AFTER_SECONDS = 60  # SIGTERM first (the template saves a checkpoint), SIGKILL after this
 
@@ -68,10 +71,17 @@ def runtime_env(job_dir: Path, script: Path, extra: list[str], env_vars: dict[st
     return env
 
 
-def entrypoint(script: Path, args: list[str], timeout: int | None, notify: bool) -> str:
-    """The shell command Ray runs in the working dir (every piece quoted)."""
+def entrypoint(script: Path, args: list[str], timeout: int | None, notify: bool, shape: TrainShape | None = None,
+               strategy: str | None = None) -> str:
+    """The shell command Ray runs in the working dir (every piece quoted); a multi-node SHAPE runs the template
+    on Ray Train workers through templates/_ray_train.py."""
     python = os.environ.get(PYTHON_ENV, "").strip() or "python"
     command = [python, script.name, *args]
+    if shape is not None:
+        command = [python, RAY_TRAIN_RUNNER, "--workers", str(shape.workers), "--cpus-per-worker",
+                   f"{shape.cpus_per_worker:g}", "--gpus-per-worker", f"{shape.gpus_per_worker:g}",
+                   "--strategy", "fsdp" if strategy in ("fsdp", "deepspeed") else "ddp",
+                   "--placement", "SPREAD" if not shape.gpus_per_worker else "PACK", "--", script.name, *args]
     if notify:
         command = [python, "_notify_after.py", "--", *command]
     if timeout:
