@@ -3,7 +3,8 @@
 The fast tests need no cluster. The slow ones start a Ray head on this machine (tests/ray_cluster.py:
 `ray start --head --num-cpus 2`, CPU only) and submit through the same JobService, CLI and template as
 every backend: a stand-in script for the queue and cancel (seconds), the real SFT template on the tiny
-Llama for training, logs, the head stopped mid-job and the resume from the job folder's checkpoint.
+Llama for training, logs, the head stopped mid-job and the resume from the job folder's checkpoint; a
+sweep (two trials at once), a pipeline (sft -> dpo -> gguf) and a run on two nodes through Ray Train.
 """
 
 from __future__ import annotations
@@ -308,6 +309,73 @@ def test_the_tiny_model_trains_on_ray_survives_a_head_restart_as_error_and_resum
                 if f.is_file() and f.stat().st_size < 5_000_000:
                     assert secret not in f.read_text(errors="replace"), f
             assert secret not in "\n".join(service.logs(jid, tail=None))
+
+
+@pytest.mark.slow
+def test_a_pipeline_on_ray_chains_sft_and_dpo_as_ray_jobs_and_exports_the_result_here(
+        on_cluster, tiny_llama_dir, tmp_path, monkeypatch):
+    """Issue 19 item 3: the train stages are Ray jobs (the DPO one on the SFT one's merged model); GGUF runs here."""
+    from conftest import test_cache_dir
+    from test_pipeline_local import driver_log, pipeline_file, wait_for
+    from tuneforge.actions.pipeline import run_pipeline
+    from tuneforge.pipelines.spec import load_spec
+
+    monkeypatch.setenv("TUNEFORGE_TOOLCHAIN_DIR", str(test_cache_dir() / "toolchain"))
+    monkeypatch.setenv("TUNEFORGE_PIPELINE_POLL_SECONDS", "0.5")
+    monkeypatch.setenv("TUNEFORGE_RAY_NUM_CPUS", "1")
+    pipeline, plan = run_pipeline(load_spec(pipeline_file(tmp_path, tiny_llama_dir)), backend="ray")
+    assert [s.label for s in plan.stages] == ["sft", "dpo", "gguf f16"]
+    status = wait_for(pipeline.pipeline_id, lambda s: s.ended, timeout=900)
+    assert status.state == "COMPLETED", driver_log(pipeline.pipeline_id) + status.model_dump_json(indent=1)
+    service = JobService()
+    sft, dpo, gguf = (service.store.get(s.job_id) for s in status.stages)
+    assert (sft.backend, dpo.backend, gguf.backend) == ("ray", "ray", "local")
+    assert sft.backend_job_id and dpo.backend_job_id and sft.backend_job_id != dpo.backend_job_id
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(on_cluster.address)
+    assert [client.get_job_info(j.backend_job_id).status.value for j in (sft, dpo)] == ["SUCCEEDED", "SUCCEEDED"]
+    assert dpo.config.model == status.stages[0].output["source"]["model"] and dpo.config.model.endswith("merged")
+    assert set(status.stages[1].output["metrics"]["eval_loss"]) == {"before", "after"}
+    files = status.stages[2].output["report"]["files"]
+    assert [f["quant"] for f in files] == ["f16"] and Path(files[0]["path"]).is_file()
+
+
+@pytest.mark.slow
+def test_a_sweep_on_ray_runs_its_trials_as_ray_jobs_two_at_a_time_and_picks_the_lowest_eval_loss(
+        on_cluster, tiny_llama_dir, tmp_path, capsys, monkeypatch):
+    """Issue 19 item 3: three trials, max_parallel 2, each a Ray job of one CPU on the two-CPU head."""
+    from cli_main import run_main
+    from ray.job_submission import JobSubmissionClient
+    from test_sweep_local import sweep_file
+
+    monkeypatch.setenv("TUNEFORGE_NO_TRACKIO", "1")
+    monkeypatch.setenv("TUNEFORGE_RAY_NUM_CPUS", "1")  # two trials fit the head at once
+    path = sweep_file(tmp_path, tiny_llama_dir)
+    path.write_text("name: lr-on-ray\nbase: base.json\nbackend: ray\nspace:\n  grid:\n"
+                    "    train.learning_rate: [1.0e-5, 5.0e-3, 1.0e-4]\n"
+                    "metric: {name: eval_loss, direction: min}\nbudget: {max_trials: 3, max_parallel: 2}\n")
+    started = run_main(capsys, "sweep", "run", str(path), "--json")
+    assert started.returncode == 0, started.stdout + started.stderr
+    sweep_id = json.loads(started.stdout)["sweep_id"]
+    waited = run_main(capsys, "sweep", "wait", sweep_id, "--timeout", "500", "--json")
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    status = json.loads(waited.stdout)
+    assert status["stage"] == "COMPLETED" and [t["stage"] for t in status["trials"]] == ["COMPLETED"] * 3, status
+    losses = {t["job_id"]: t["metrics"]["eval_loss"] for t in status["trials"]}
+    assert status["best"]["job_id"] == min(losses, key=losses.get)
+    assert status["best"]["params"]["train.learning_rate"] == 5e-3
+
+    service = JobService()
+    jobs = [service.store.get(t["job_id"]) for t in status["trials"]]
+    assert {j.backend for j in jobs} == {"ray"} and {j.sweep_id for j in jobs} == {sweep_id}
+    assert all(j.outputs["ray_resources"] == {"num_cpus": 1.0, "num_gpus": 0.0} for j in jobs)
+    client = JobSubmissionClient(on_cluster.address)
+    spans = [(info.start_time, info.end_time) for info in (client.get_job_info(j.backend_job_id) for j in jobs)]
+    assert all(info_end is not None for _, info_end in spans)
+    (a0, a1), (b0, b1), (c0, _) = spans  # Ray's own clock, in ms
+    assert a0 < b1 and b0 < a1, spans  # the first two ran at the same time on the cluster
+    assert c0 >= min(a1, b1), spans  # the third only once one of them had ended: never more than max_parallel
 
 
 @pytest.mark.slow
