@@ -39,9 +39,9 @@ def strategy_env(strategy: str, workers: int, use_cpu: bool) -> dict[str, str]:
     STRATEGY (ddp: nothing, the process group is all it needs), from accelerate's own launch code."""
     if strategy != "fsdp":
         return {}
+    from _launch import accelerate_config
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
     from accelerate.utils.launch import prepare_multi_gpu_env
-    from _launch import accelerate_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "accelerate_fsdp.json"

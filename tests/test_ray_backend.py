@@ -10,8 +10,6 @@ sweep (two trials at once), a pipeline (sft -> dpo -> gguf) and a run on two nod
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import textwrap
 import time
 from pathlib import Path
