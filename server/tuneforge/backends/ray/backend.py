@@ -35,7 +35,7 @@ from ..logfile import tail_lines
 from ..remote_events import changes_from_events
 from . import runtime
 from .connection import RayConnection, RayError, env_float, is_duplicate, is_missing
-from .resources import entrypoint_resources, train_shape
+from .resources import entrypoint_resources, job_flavor, train_shape
 
 STAGES = {"PENDING": "SCHEDULING", "RUNNING": "RUNNING", "SUCCEEDED": "COMPLETED", "FAILED": "ERROR", "STOPPED": "CANCELED"}
 STATE_FILE = "ray_state.json"
@@ -67,7 +67,7 @@ class RayBackend:
                                                        "model": job.config.model if job.config else None,
                                                        "timeout_seconds": spec.timeout_seconds, "outputs": {}})
         num_cpus, num_gpus = entrypoint_resources(job.plan, spec)
-        shape = train_shape(job.plan.flavor if job.plan is not None else spec.flavor)
+        shape = train_shape(job_flavor(job.plan, spec))
         strategy = job.plan.distributed if job.plan is not None else None
         request = dict(
             entrypoint=runtime.entrypoint(Path(spec.script), runtime.job_args(spec.args, job_dir), spec.timeout_seconds,

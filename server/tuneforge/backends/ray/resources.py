@@ -153,10 +153,6 @@ def train_shape(flavor: str | None) -> TrainShape | None:
     return None
 
 
-def is_multinode(flavor: str | None) -> bool:
-    return train_shape(flavor) is not None
-
-
 def cpu_multinode_flavor(requested: str, cluster: ClusterHardware) -> TrainShape:
     """A `--flavor ray-cpuC-Nnodes` on a CPU cluster: N nodes with C CPUs each must be alive."""
     shape = train_shape(requested)
@@ -173,11 +169,16 @@ def cpu_multinode_flavor(requested: str, cluster: ClusterHardware) -> TrainShape
     return shape
 
 
+def job_flavor(plan: Any, spec: Any) -> str:
+    """The flavor a job runs on: its plan's, else its spec's ("" for neither)."""
+    return (plan.flavor if plan is not None else None) or spec.flavor or ""
+
+
 def entrypoint_resources(plan: Any, spec: Any) -> tuple[float, float]:
     """(entrypoint_num_cpus, entrypoint_num_gpus) for a job under PLAN (None: the spec's GPUs, one CPU)."""
     given = os.environ.get(CPUS_ENV)
-    flavor = (plan.flavor if plan is not None else None) or spec.flavor or ""
-    if is_multinode(flavor):
+    flavor = job_flavor(plan, spec)
+    if train_shape(flavor) is not None:
         return 0.0, 0.0  # the driver starts Ray Train; its workers hold the resources (train_shape)
     if match := _CPU_FLAVOR.match(flavor):
         return float(given or match.group(1)), 0.0
