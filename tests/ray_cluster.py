@@ -34,6 +34,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def ray_start(args: list[str], temp_dir: Path, log: Path, env: dict[str, str]) -> subprocess.Popen:
+    """`ray start --block ARGS` from this venv: CPU only, this module's memory figures, logs in TEMP_DIR and LOG."""
+    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--block", *args, "--num-gpus=0", f"--memory={MEMORY_BYTES}",
+           f"--object-store-memory={OBJECT_STORE_BYTES}", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
+
+
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL a `ray start` process and everything it started (found by pid), and reap them."""
     try:
@@ -69,15 +78,10 @@ class RayHead:
         return env
 
     def start(self) -> "RayHead":
-        ray = Path(sys.executable).parent / "ray"
-        cmd = [str(ray), "start", "--head", "--block", f"--num-cpus={NUM_CPUS}", "--num-gpus=0",
-               f"--memory={MEMORY_BYTES}", f"--object-store-memory={OBJECT_STORE_BYTES}",
-               f"--port={self.gcs_port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
-               "--include-dashboard=true", f"--ray-client-server-port={self.client_port}",
-               f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.env(), start_new_session=True)
+        self.proc = ray_start(["--head", f"--num-cpus={NUM_CPUS}", f"--port={self.gcs_port}",
+                               "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}",
+                               "--include-dashboard=true", f"--ray-client-server-port={self.client_port}"],
+                              self.temp_dir, self.log, self.env())
         self.wait_ready()
         return self
 
@@ -128,13 +132,8 @@ class RayNode:
     def start(self) -> "RayNode":
         from ray.util.state import list_nodes
 
-        ray = Path(sys.executable).parent / "ray"
-        cmd = [str(ray), "start", f"--address=127.0.0.1:{self.head.gcs_port}", "--block", f"--num-cpus={self.num_cpus}",
-               "--num-gpus=0", f"--memory={MEMORY_BYTES}", f"--object-store-memory={OBJECT_STORE_BYTES}",
-               f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.head.env(), start_new_session=True)
+        self.proc = ray_start([f"--address=127.0.0.1:{self.head.gcs_port}", f"--num-cpus={self.num_cpus}"],
+                              self.temp_dir, self.log, self.head.env())
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
